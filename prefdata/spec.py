@@ -1,0 +1,120 @@
+"""The build spec (`spec.yaml`): Pydantic models, every field documented, unknown keys rejected.
+
+Relative paths in a spec are relative to the spec file. Errors name the YAML path and line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prefdata.errors import PrefdataError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackendSpec(Strict):
+    kind: Literal["embedded", "transformers"] = Field(
+        "embedded", description="embedded: SmolLM2-135M-Instruct, offline. transformers: any local or Hub model.")
+    model: str | None = Field(None, description="Model id or folder (transformers only).")
+    batch_size: int = Field(8, ge=1, description="Requests per batch; each batch is cached before the next.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+
+    @model_validator(mode="after")
+    def _model_for_transformers(self) -> "BackendSpec":
+        if self.kind == "transformers" and not self.model:
+            raise ValueError("kind 'transformers' needs 'model'")
+        return self
+
+
+class SourceSpec(Strict):
+    path: str = Field(description="Prompts file, dataset folder or Hub id.")
+    format: str | None = Field(None, description="Input format; detected when omitted.")
+    split: str | None = Field(None, description="Split of a dataset folder or Hub dataset.")
+    limit: int | None = Field(None, ge=1, description="Read at most this many prompts.")
+
+
+class GenerateSpec(Strict):
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    n: int = Field(2, ge=2, description="Candidates per prompt.")
+    temperatures: list[float] = Field([0.7, 1.0], min_length=1,
+                                      description="Sampling temperatures, used in turn across the n candidates.")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    system_prompt: str | None = Field(None, description="System message put before every prompt.")
+    seed: int = 0
+
+
+class JudgeSpec(Strict):
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    name: str | None = Field(None, description="Judge name in tables (default: the model name).")
+    max_tokens: int = Field(96, ge=8, description="Longest verdict, in tokens.")
+    swap: bool = Field(False, description="Judge each comparison in both orders; disagreement becomes a tie.")
+
+
+class OutputSpec(Strict):
+    dir: str = Field("out", description="Dataset folder to write.")
+    form: Literal["conversational", "standard"] = "conversational"
+
+
+class Spec(Strict):
+    name: str = Field(description="Dataset name, used in the card.")
+    description: str = ""
+    sources: list[SourceSpec] = Field(min_length=1)
+    generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    curate: list[Literal["dedupe"]] = Field(["dedupe"], description="Curation steps, in order.")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
+    base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def _line_of(node: yaml.Node, loc: tuple) -> int | None:
+    """The line of the YAML node at `loc` (or of its nearest parent that exists)."""
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == part] or [k for k, _ in node.value if k.value == part]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PrefdataError(f"{path}: cannot read spec ({exc})") from None
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise PrefdataError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise PrefdataError(f"{path}: a spec is a YAML mapping")
+    try:
+        return Spec.model_validate({**data, "base_dir": path.parent})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        dotted = ".".join(str(p) for p in loc) or "(top)"
+        line = _line_of(node, loc) if node is not None else None
+        raise PrefdataError(f"{path}:{line}: {dotted}: {err['msg']}") from None

@@ -1,0 +1,1 @@
+"""Training pre-flight and dataset checks (see the validators issue)."""
