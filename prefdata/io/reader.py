@@ -78,6 +78,9 @@ def _choose_format(raws: list[Raw], name: str | None, source: str) -> Format:
             raise InputError(source, f"unknown format {name!r} (choose from {', '.join(FORMATS)})")
         return FORMATS[name]
     sample = [r.data for r in raws if r.data is not None]
+    broken = next((r for r in raws if r.error is not None), None)
+    if not sample and broken is not None:  # nothing readable to detect from: report the first failure
+        raise InputError(source, broken.error, line=broken.line, row=broken.row)
     detected = detect(sample)
     if detected is None:
         columns = sorted(set().union(*(r.keys() for r in sample))) if sample else []

@@ -35,6 +35,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _json_lines(path: Path, blob: bytes) -> Iterator[Raw]:
+    blob = blob.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not part of the data
     for number, line in enumerate(blob.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -144,13 +145,15 @@ def _csv(path: Path, blob: bytes) -> Iterator[Raw]:
 
 def _arrow_dataset(obj: Any, name: str, split: str | None) -> Iterator[Raw]:
     """A `datasets.Dataset` or `DatasetDict`: pick the split, then yield its rows."""
-    if hasattr(obj, "keys") and not hasattr(obj, "column_names"):
+    import datasets
+
+    if isinstance(obj, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         splits = list(obj.keys())
         chosen = split or ("train" if "train" in splits else (splits[0] if len(splits) == 1 else None))
         if chosen not in splits:
             raise InputError(name, f"choose a split with --split (found: {', '.join(splits)})")
         obj = obj[chosen]
-    yield from _from_rows(iter(obj.to_list()))
+    yield from _from_rows(iter(obj))
 
 
 def _saved_dataset(path: Path, split: str | None) -> Iterator[Raw]:

@@ -1,0 +1,96 @@
+"""The quickstart build, end to end on the embedded model (slow: about two minutes on 2 CPU cores)."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+from prefdata.fingerprint import fingerprint
+
+pytestmark = pytest.mark.slow
+QUICKSTART = ROOT / "examples" / "quickstart"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, embedded_model):
+    """Run the quickstart with its own request cache, twice: the second run must come from the cache."""
+    work = tmp_path_factory.mktemp("quickstart")
+    shutil.copy(QUICKSTART / "prompts.jsonl", work / "prompts.jsonl")
+    spec = yaml.safe_load((QUICKSTART / "spec.yaml").read_text())
+    spec["cache"] = "cache.sqlite"
+    (work / "spec.yaml").write_text(yaml.safe_dump(spec))
+    first = run_cli("build", work / "spec.yaml", "--output", work / "first", check=True)
+    second = run_cli("build", work / "spec.yaml", "--output", work / "second", check=True)
+    return work, first, second
+
+
+def test_build_writes_the_four_files(built):
+    work, first, _ = built
+    out = work / "first"
+    for name in ("data.parquet", "dropped.parquet", "manifest.json", "README.md"):
+        assert (out / name).is_file(), name
+    assert "pairs written to" in first.stderr
+
+
+def test_every_stage_accounts_for_its_rows(built):
+    work, _, _ = built
+    manifest = json.loads((work / "first" / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["sources"]["in"] == 20 and counts["generate"]["in"] == 40
+    for stage, c in counts.items():
+        assert c["in"] == c["kept"] + sum(c["dropped"].values()), stage
+    dropped = pl.read_parquet(work / "first" / "dropped.parquet")
+    assert dropped.height == sum(sum(c["dropped"].values()) for c in counts.values())
+    assert dropped["reason"].null_count() == 0
+    data = pl.read_parquet(work / "first" / "data.parquet")
+    assert data.height == manifest["rows"] == counts["dedupe"]["kept"] > 0
+    assert manifest["fingerprint"] == fingerprint(data)
+    assert manifest["spec"]["name"] == "prefdata-quickstart" and "torch" in manifest["versions"]
+
+
+def test_judgments_are_parsed_not_executed(built):
+    work, _, _ = built
+    judgments = pl.read_parquet(work / "first" / "judgments.parquet")
+    assert judgments["raw"].null_count() == 0
+    assert set(judgments.filter("parse_ok")["winner"]) <= {"a", "b", "tie"}
+    data = pl.read_parquet(work / "first" / "data.parquet")
+    assert data.filter(pl.col("chosen") == pl.col("rejected")).height == 0
+
+
+def test_rerun_comes_from_the_cache_and_writes_the_same_data(built):
+    work, _, _ = built
+    first = json.loads((work / "first" / "manifest.json").read_text())
+    second = json.loads((work / "second" / "manifest.json").read_text())
+    assert second["cache"]["misses"] == 0 and second["cache"]["hits"] == first["cache"]["misses"] > 0
+    assert second["fingerprint"] == first["fingerprint"]
+
+
+def test_card_describes_the_dataset(built):
+    work, _, _ = built
+    card = (work / "first" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["configs"][0]["data_files"][0]["path"] == "data.parquet"
+    assert "| pair |" in card and "sha256:" in card
+
+
+def test_load_dataset_and_dpo_trainer_accept_the_data(built, embedded_model, tmp_path):
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    work, _, _ = built
+    dataset = load_dataset("parquet", data_files=str(work / "first" / "data.parquet"), split="train")
+    assert {"prompt", "chosen", "rejected"} <= set(dataset.column_names)
+    assert dataset[0]["prompt"][0]["role"] == "user" and dataset[0]["chosen"][0]["role"] == "assistant"
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    model = AutoModelForCausalLM.from_pretrained(embedded_model)
+    # The fast CPU settings measured in DESIGN.md: fp32, no gradient checkpointing.
+    args = DPOConfig(output_dir=str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=2,
+                     bf16=False, gradient_checkpointing=False, report_to=[], save_strategy="no",
+                     max_length=256, logging_steps=1)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
