@@ -1,4 +1,4 @@
-"""Stable content ids: `prompt_id` (hash of the normalised prompt) and `pair_id`.
+"""Stable content ids: `prompt_id` (hash of the normalised prompt) and `pair_id` (of the exact pair).
 
 Normalisation: Unicode NFKC, runs of whitespace to one space, trimmed; roles are part of the key.
 Hashes are xxh3-64 (the `xxhash` package), stable across processes and versions, unlike Polars'
@@ -37,7 +37,9 @@ def prompt_id() -> pl.Expr:
 
 
 def pair_id() -> pl.Expr:
-    key = pl.concat_str([conversation_key(c) for c in ("prompt", "chosen", "rejected")], separator="\x1d")
+    """Hash of the exact content: an id, not a dedupe key (curate.dedupe normalises for that)."""
+    key = pl.concat_str([conversation_key(c, normalised=False) for c in ("prompt", "chosen", "rejected")],
+                        separator="\x1d")
     return hash_expr(key)
 
 
