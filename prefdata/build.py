@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from prefdata import schema
-from prefdata.backends import RequestCache, make_backend
+from prefdata.backends import RequestCache
 from prefdata.context import Context
 from prefdata.curate import STEPS
 from prefdata.errors import PrefdataError
@@ -92,14 +92,14 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         _count(counts, "sources", sources.kept.height + sources.dropped.height, sources)
         prompts = sources.kept
 
-        generated = generate(prompts, spec.generate, ctx, make_backend(spec.generate.backend))
+        generated = generate(prompts, spec.generate, ctx)
         _count(counts, "generate", prompts.height * spec.generate.n, generated)
 
-        judged = judge(generated.kept, prompts, spec.judge, ctx, make_backend(spec.judge.backend))
+        judged = judge(generated.kept, spec.judge, ctx, prompts=prompts)
         compared = judged.kept.select("a_id", "b_id").unique().height
         _count(counts, "judge", compared + judged.dropped.height, judged)
 
-        paired = pair(judged.kept, generated.kept, prompts)
+        paired = pair(judged.kept, candidates=generated.kept, prompts=prompts)
         _count(counts, "pair", compared, paired)
 
         data, dropped = paired.kept, [sources.dropped, generated.dropped, judged.dropped, paired.dropped]

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from prefdata.backends.base import Backend
 from prefdata.backends.cache import RequestCache
 
 
@@ -15,6 +16,16 @@ class Context:
     read_cache: bool = True  # False: ask the model again, still recording answers (--no-cache)
     quiet: bool = False
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tokens in/out
+    backends: dict[str, Backend] = field(default_factory=dict)
+
+    def backend(self, spec) -> Backend:
+        """The backend a `BackendSpec` names, made once per run (a local model loads once)."""
+        key = spec.model_dump_json()
+        if key not in self.backends:
+            from prefdata.backends import make_backend
+
+            self.backends[key] = make_backend(spec)
+        return self.backends[key]
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:

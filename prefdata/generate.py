@@ -7,7 +7,7 @@ import json
 import polars as pl
 
 from prefdata import schema
-from prefdata.backends import Backend, ChatRequest, SamplingParams, run_requests
+from prefdata.backends import ChatRequest, SamplingParams, run_requests
 from prefdata.context import Context
 from prefdata.io.ids import hash_expr
 from prefdata.spec import GenerateSpec
@@ -29,7 +29,8 @@ def requests_for(prompts: pl.DataFrame, config: GenerateSpec) -> tuple[list[Chat
     return requests, rows
 
 
-def generate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context, backend: Backend) -> schema.StageResult:
+def generate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context) -> schema.StageResult:
+    backend = ctx.backend(config.backend)
     requests, rows = requests_for(prompts, config)
     with ctx.progress(f"generate ({backend.model})", len(requests)) as advance:
         answers = run_requests(backend, requests, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)

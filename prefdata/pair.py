@@ -40,7 +40,9 @@ def decide(judgments: pl.DataFrame) -> pl.DataFrame:
          / pl.col("verdicts")).alias("agreement"))
 
 
-def pair(judgments: pl.DataFrame, candidates: pl.DataFrame, prompts: pl.DataFrame) -> schema.StageResult:
+def pair(judgments: pl.DataFrame, config: None = None, ctx: object = None, *, candidates: pl.DataFrame,
+         prompts: pl.DataFrame) -> schema.StageResult:
+    """Winner over loser for each decided comparison; `candidates` and `prompts` supply the text."""
     decided = decide(judgments)
     undecided = decided.filter(~pl.col("decision").is_in(["a", "b"]))
     dropped = schema.dropped_rows(undecided, STAGE, pl.col("decision"), id_column="a_id")

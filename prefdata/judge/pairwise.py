@@ -10,7 +10,7 @@ import polars as pl
 import xxhash
 
 from prefdata import schema
-from prefdata.backends import Backend, ChatRequest, SamplingParams, run_requests
+from prefdata.backends import ChatRequest, SamplingParams, run_requests
 from prefdata.context import Context
 from prefdata.io.ids import normalise
 from prefdata.judge import prompts as judge_prompts
@@ -37,8 +37,9 @@ def _orders(a_id: str, b_id: str, swap: bool) -> list[str]:
     return ["ab" if xxhash.xxh3_64_intdigest(f"{a_id}{b_id}".encode()) % 2 == 0 else "ba"]
 
 
-def judge(candidates: pl.DataFrame, prompts: pl.DataFrame, config: JudgeSpec, ctx: Context,
-          backend: Backend) -> schema.StageResult:
+def judge(candidates: pl.DataFrame, config: JudgeSpec, ctx: Context, *, prompts: pl.DataFrame) -> schema.StageResult:
+    """Compare every pair of distinct candidates of each prompt; `prompts` supplies the prompt text."""
+    backend = ctx.backend(config.backend)
     pairs = comparisons(candidates)
     same = normalise(pl.col("a_text")) == normalise(pl.col("b_text"))
     dropped = schema.dropped_rows(pairs.filter(same), STAGE, "identical_candidates", id_column="a_id")
