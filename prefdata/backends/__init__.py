@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefdata.backends.base import Backend, ChatRequest, ChatResponse, SamplingParams
-from prefdata.backends.cache import RequestCache, run_requests
+from prefdata.backends.base import AsyncBackend, Backend, ChatRequest, ChatResponse, SamplingParams
+from prefdata.backends.cache import RequestCache, arun_requests, run_requests
 
 if TYPE_CHECKING:
     from prefdata.spec import BackendSpec
 
-__all__ = ["Backend", "ChatRequest", "ChatResponse", "SamplingParams", "RequestCache", "run_requests",
-           "make_backend"]
+__all__ = ["AsyncBackend", "Backend", "ChatRequest", "ChatResponse", "SamplingParams", "RequestCache",
+           "run_requests", "arun_requests", "make_backend"]
 
 
 def make_backend(spec: "BackendSpec") -> Backend:
-    """The backend a spec names. Heavy libraries load on the first request, not here."""
+    """The backend a spec names. Heavy libraries (torch, SDKs, vLLM) load on the first request, not here."""
+    if spec.kind in ("openai", "anthropic"):
+        from prefdata.backends.anthropic_backend import AnthropicBackend
+        from prefdata.backends.openai_backend import OpenAIBackend
+
+        kind = OpenAIBackend if spec.kind == "openai" else AnthropicBackend
+        return kind(spec.model, base_url=spec.base_url, api_key_env=spec.api_key_env, concurrency=spec.concurrency,
+                    rpm=spec.rpm, tpm=spec.tpm, timeout_s=spec.timeout_s, max_attempts=spec.max_attempts,
+                    retry_initial_s=spec.retry_initial_s, retry_max_s=spec.retry_max_s,
+                    schema_retries=spec.schema_retries, batch_size=spec.batch_size)
+    if spec.kind == "vllm":
+        from prefdata.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(spec.model, batch_size=spec.batch_size, engine_args=spec.engine_args,
+                           schema_retries=spec.schema_retries)
     from prefdata.backends.transformers_backend import TransformersBackend
 
     if spec.kind == "embedded":
@@ -23,5 +37,6 @@ def make_backend(spec: "BackendSpec") -> Backend:
 
         path = embedded.pull()
         return TransformersBackend(embedded.MODEL_NAME, path=str(path), batch_size=spec.batch_size,
-                                   device=spec.device)
-    return TransformersBackend(spec.model, batch_size=spec.batch_size, device=spec.device)
+                                   device=spec.device, schema_retries=spec.schema_retries)
+    return TransformersBackend(spec.model, batch_size=spec.batch_size, device=spec.device,
+                               schema_retries=spec.schema_retries)

@@ -25,6 +25,16 @@ class ChatRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     prefill: str = ""
     sample: int = 0
+    json_schema: str | None = None  # JSON Schema the answer must match (a dict is accepted and stored as JSON)
+
+    def __post_init__(self) -> None:
+        if self.json_schema is not None and not isinstance(self.json_schema, str):
+            # Canonical text: the request stays hashable and its cache key does not depend on key order.
+            object.__setattr__(self, "json_schema", json.dumps(self.json_schema, sort_keys=True))
+
+    @property
+    def schema(self) -> dict | None:
+        return None if self.json_schema is None else json.loads(self.json_schema)
 
     @classmethod
     def of(cls, messages: Sequence[dict], **kwargs) -> "ChatRequest":
@@ -37,6 +47,8 @@ class ChatRequest:
         """Cache key: everything that changes the answer, and nothing secret."""
         payload = {"backend": backend, "model": model, "messages": self.messages, "params": asdict(self.params),
                    "prefill": self.prefill, "sample": self.sample}
+        if self.json_schema is not None:  # only when set, so keys made before the field existed stay valid
+            payload["json_schema"] = self.json_schema
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -46,7 +58,12 @@ class ChatResponse:
     finish_reason: str | None = None  # "stop", "length", or None on error
     tokens_in: int = 0
     tokens_out: int = 0
-    error: str | None = None
+    error: str | None = None  # "category: message", e.g. "rate_limited: 429 ... (after 6 attempts)"
+
+    @property
+    def reason(self) -> str | None:
+        """The error's category (the text before the first colon), or None when the request succeeded."""
+        return None if self.error is None else self.error.split(":", 1)[0].strip()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -63,4 +80,19 @@ class Backend(Protocol):
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Answer each request, in order. A failed request gives a response with `error`, not an exception."""
+        ...
+
+
+class AsyncBackend(Backend, Protocol):
+    """A backend that answers one request at a time, concurrently (HTTP APIs). `run_requests` prefers
+    `acomplete` when a backend has it, runs up to `concurrency` at once and commits each answer as it comes."""
+
+    concurrency: int
+
+    async def acomplete(self, request: ChatRequest) -> ChatResponse:
+        """Answer one request; failures come back as a response with `error`, never as an exception."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections made in the current event loop."""
         ...

@@ -1,11 +1,13 @@
 """The persistent request cache: SQLite in WAL mode, one row per finished request.
 
-A batch's answers are committed before the next batch starts, so a build killed at any moment and
-run again repeats no finished request. Failed requests are not cached: a re-run tries them again.
+A finished answer is committed before it counts as done (before the progress bar moves): per batch
+for batch backends, per answer for concurrent (HTTP) ones. So a build killed at any moment and run
+again repeats no finished request. Failed requests are not cached: a re-run tries them again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -28,8 +30,10 @@ class RequestCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=10000")  # two builds may share one cache file
         self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the process being killed (not a power cut), without an fsync each.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(SCHEMA)
         self._db.commit()
@@ -48,11 +52,42 @@ class RequestCache:
     def put_many(self, backend: str, model: str, items: Sequence[tuple[str, ChatResponse]]) -> None:
         now = time.time()
         rows = [(key, backend, model, resp.to_json(), now) for key, resp in items if resp.error is None]
+        if not rows:
+            return
         with self._db:  # one transaction, committed on exit
             self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
 
+    def stats(self) -> dict:
+        """Rows, tokens and age per backend and model, and the file's size."""
+        query = """SELECT backend, model, COUNT(*), SUM(json_extract(response, '$.tokens_in')),
+                          SUM(json_extract(response, '$.tokens_out')), MIN(created), MAX(created)
+                   FROM responses GROUP BY backend, model ORDER BY backend, model"""
+        models = [{"backend": b, "model": m, "responses": n, "tokens_in": int(ti or 0), "tokens_out": int(to or 0),
+                   "oldest": first, "newest": last} for b, m, n, ti, to, first, last in self._db.execute(query)]
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {"path": str(self.path), "responses": sum(m["responses"] for m in models), "bytes": size,
+                "models": models}
+
+    def clear(self, backend: str | None = None, model: str | None = None) -> int:
+        """Delete cached answers (all, or one backend's / model's); returns how many."""
+        where, args = [], []
+        for column, value in (("backend", backend), ("model", model)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._db:
+            removed = self._db.execute(f"DELETE FROM responses{clause}", args).rowcount
+        self._db.execute("VACUUM")
+        return removed
+
     def close(self) -> None:
         self._db.close()
+
+
+def _refused(meter) -> ChatResponse:
+    meter.refused += 1
+    return ChatResponse(None, error=f"max_cost_reached: ${meter.spent:.4f} spent of max_cost ${meter.max_cost:.4f}")
 
 
 def run_requests(
@@ -62,22 +97,85 @@ def run_requests(
     *,
     read_cache: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    meter=None,
 ) -> list[ChatResponse]:
-    """Answer `requests` in order: cached answers first, the rest in batches, each batch committed."""
+    """Answer `requests` in order: cached answers first, then the rest, each answer committed when done.
+
+    A request asked twice in one call is sent once. Backends with `acomplete` run concurrently
+    (`backend.concurrency`); others in batches of `backend.batch_size`. `meter` (default: the one the
+    run context set on the backend) counts tokens and cost, and once `max_cost` is spent the requests
+    not yet sent fail with `max_cost_reached` instead of being sent.
+    """
+    meter = meter if meter is not None else getattr(backend, "meter", None)
     keys = [r.key(backend.name, backend.model) for r in requests]
     found = cache.get_many(keys) if cache is not None and read_cache else {}
     if cache is not None:
         cache.hits += len(found)
+    if meter is not None:
+        for answer in found.values():
+            meter.record(backend.name, backend.model, answer, cached=True)
     if on_progress and found:
         on_progress(len(found))
-    todo = [i for i, key in enumerate(keys) if key not in found]
+    todo, asked = [], set()
+    for i, key in enumerate(keys):  # one request per distinct key
+        if key not in found and key not in asked:
+            asked.add(key)
+            todo.append(i)
+
+    def done(i: int, answer: ChatResponse) -> None:
+        if cache is not None:  # committed before it counts as done
+            cache.put_many(backend.name, backend.model, [(keys[i], answer)])
+            cache.misses += 1
+        if meter is not None and answer.reason != "max_cost_reached":
+            meter.record(backend.name, backend.model, answer, cached=False)
+        found[keys[i]] = answer
+        if on_progress:
+            on_progress(1)
+
+    if hasattr(backend, "acomplete"):
+        from prefdata.backends.http import run_sync
+
+        run_sync(_run_concurrently(backend, requests, todo, done, meter))
+    else:
+        _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress)
+    return [found[key] for key in keys]
+
+
+def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress) -> None:
     for start in range(0, len(todo), backend.batch_size):
         batch = todo[start:start + backend.batch_size]
-        answers = backend.generate([requests[i] for i in batch])
+        if meter is not None and meter.exhausted:
+            answers = [_refused(meter) for _ in batch]
+        else:
+            answers = backend.generate([requests[i] for i in batch])
+            if meter is not None:
+                for answer in answers:
+                    meter.record(backend.name, backend.model, answer, cached=False)
         if cache is not None:
             cache.put_many(backend.name, backend.model, [(keys[i], a) for i, a in zip(batch, answers)])
             cache.misses += len(batch)
         found.update({keys[i]: a for i, a in zip(batch, answers)})
         if on_progress:
             on_progress(len(batch))
-    return [found[key] for key in keys]
+
+
+async def _run_concurrently(backend, requests, todo, done, meter) -> None:
+    """`concurrency` workers take the next request in turn; each answer is committed as it arrives."""
+    queue = iter(todo)
+
+    async def worker() -> None:
+        for i in queue:  # a shared iterator: each index is taken by exactly one worker
+            if meter is not None and meter.exhausted:
+                done(i, _refused(meter))
+                continue
+            done(i, await backend.acomplete(requests[i]))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(backend.concurrency, len(todo))))))
+    finally:
+        await backend.aclose()
+
+
+async def arun_requests(backend, requests: Sequence[ChatRequest], cache: RequestCache | None, **kwargs):
+    """`run_requests` for code that already runs an event loop (it runs in a worker thread)."""
+    return await asyncio.to_thread(run_requests, backend, requests, cache, **kwargs)

@@ -6,6 +6,7 @@ import hashlib
 from functools import lru_cache
 from typing import Sequence
 
+from prefdata.backends import structured
 from prefdata.backends.base import ChatRequest, ChatResponse, SamplingParams
 
 
@@ -33,14 +34,22 @@ def _seed(requests: Sequence[ChatRequest]) -> int:
 
 class TransformersBackend:
     name = "transformers"
+    meter = None  # set by the run context (tokens; local models cost nothing)
 
-    def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto"):
+    def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto",
+                 schema_retries: int = 2):
         self.model = model  # the name recorded in tables and cache keys
         self.path = path or model  # where to load it from
         self.batch_size = batch_size
         self.device = device
+        self.schema_retries = schema_retries
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Plain generate has no constrained decoding: a schema goes in the prompt and the answer is checked."""
+        asked = [structured.in_prompt(r, 0) if r.json_schema is not None else r for r in requests]
+        return structured.check_batch(self._generate, asked, self._generate(asked), self.schema_retries)
+
+    def _generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         out: list[ChatResponse | None] = [None] * len(requests)
         groups: dict[SamplingParams, list[int]] = {}
         for i, request in enumerate(requests):
@@ -49,7 +58,7 @@ class TransformersBackend:
             try:
                 answers = self._generate_group([requests[i] for i in indexes], params)
             except Exception as exc:  # one failed batch fails its rows, never the run
-                answers = [ChatResponse(None, error=f"{type(exc).__name__}: {exc}") for _ in indexes]
+                answers = [ChatResponse(None, error=f"backend_error: {type(exc).__name__}: {exc}") for _ in indexes]
             for i, answer in zip(indexes, answers):
                 out[i] = answer
         return out  # type: ignore[return-value]

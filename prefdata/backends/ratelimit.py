@@ -1,0 +1,43 @@
+"""Client-side rate limits: requests per minute and tokens per minute (aiolimiter's leaky buckets).
+
+Tokens are counted before the call from an estimate (4 characters a token, plus `max_tokens`), so a
+limit holds even when the server does not report usage. Limiters belong to one event loop; each run
+of `run_requests` gets fresh ones, which is also why the state is not shared across runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prefdata.backends.base import ChatRequest
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    chars = sum(len(content) for _, content in request.messages) + len(request.prefill)
+    return chars // 4 + 4 * len(request.messages) + request.params.max_tokens
+
+
+class RateLimits:
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.rpm, self.tpm = rpm, tpm
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limiters: tuple = (None, None)
+
+    def _current(self):
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            from aiolimiter import AsyncLimiter
+
+            self._loop = loop
+            self._limiters = (AsyncLimiter(self.rpm, 60) if self.rpm else None,
+                              AsyncLimiter(self.tpm, 60) if self.tpm else None)
+        return self._limiters
+
+    async def acquire(self, request: ChatRequest) -> None:
+        if not (self.rpm or self.tpm):
+            return
+        requests, tokens = self._current()
+        if requests is not None:
+            await requests.acquire()
+        if tokens is not None:
+            await tokens.acquire(min(estimate_tokens(request), tokens.max_rate))
