@@ -132,6 +132,11 @@ def build(
          f"dropped.parquet)")
 
 
+from validators.cli import validate as _validate  # noqa: E402 (imports only typer: --help stays fast)
+
+app.command("validate")(_validate)
+
+
 def main() -> None:
     import click
 

@@ -1,0 +1,136 @@
+"""Validate a dataset: read it, run the catalogue (and the pre-flight with a tokenizer), stamp it.
+
+Usable from a notebook as from the CLI:
+
+    from validators import validate
+    report = validate("out/quickstart", tokenizer="/path/to/sft-model")
+    report.passed, report.check("length_bias").value
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+
+from prefdata.errors import PrefdataError
+from prefdata.fingerprint import fingerprint
+from prefdata.io import read_dataset
+from prefdata.io.sources import iter_raw
+from validators.catalogue import run_checks
+from validators.inputs import Inputs
+from validators.result import Report
+from validators.stamp import write_stamp
+from validators.thresholds import Thresholds
+
+JUDGMENTS = "judgments.parquet"
+MANIFEST = "manifest.json"
+
+
+def _find(tree: Any, key: str) -> Any:
+    """The first value of `key` anywhere in a nested spec (e.g. a curation step's `min_margin`)."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def spec_thresholds(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """A spec's `validate:` section, and the curation's `min_margin` when the section does not set one."""
+    if not spec:
+        return {}
+    out = dict(spec.get("validate") or {})
+    if out.get("min_margin") is None and (margin := _find(spec.get("curate"), "min_margin")) is not None:
+        out["min_margin"] = margin
+    return out
+
+
+def _manifest_spec(data: Path) -> dict[str, Any] | None:
+    manifest = data / MANIFEST if data.is_dir() else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("spec")
+    except (OSError, ValueError):
+        return None
+
+
+def make_thresholds(*layers: dict[str, Any] | None) -> Thresholds:
+    """Defaults, then each layer in turn (spec, then command line); unknown names are bad input."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in (layer or {}).items() if v is not None})
+    try:
+        return Thresholds.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "thresholds"
+        raise PrefdataError(f"threshold {where}: {err['msg']} (known: {', '.join(Thresholds.model_fields)})") from None
+
+
+def raw_column(source: str | Path, column: str, dropped: pl.DataFrame, split: str | None = None) -> pl.Series:
+    """A column of the input records that the canonical table does not keep (such as a category),
+    aligned with the table: rows the reader set aside are left out."""
+    skip = set(dropped["row_id"].to_list())
+    values = [None if raw.data is None else raw.data.get(column) for raw in iter_raw(source, split=split)
+              if str(raw.line or raw.row) not in skip]
+    return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
+
+
+def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | None = None,
+                   tokenizer: Any = None, max_length: int | None = None, test: pl.DataFrame | None = None,
+                   judgments: pl.DataFrame | None = None, read_dropped: pl.DataFrame | None = None,
+                   category: str | None = None, examples: int = 3, data: str = "<frame>",
+                   only: tuple[str, ...] | None = None, content_fingerprint: str | None = None) -> Report:
+    """Run the catalogue (and, with `tokenizer`, the pre-flight) over a canonical table."""
+    thresholds = thresholds or Thresholds()
+    if max_length is not None:
+        thresholds = thresholds.model_copy(update={"max_length": max_length})
+    inputs = Inputs(frame, kind, thresholds, read_dropped=read_dropped, judgments=judgments, test=test,
+                    category=category, examples=examples)
+    checks = run_checks(inputs, only=only)
+    unusable = any(c.name == "schema" and "columns" in c.figures for c in checks)  # nothing to render
+    if tokenizer is not None and not unusable:
+        from validators.preflight import preflight
+
+        checks += preflight(inputs, tokenizer)
+    settings = {"thresholds": thresholds.model_dump(), "tokenizer": None if tokenizer is None else str(tokenizer),
+                "category": category, "test": test is not None}
+    return Report(data, kind, frame.height, content_fingerprint or fingerprint(frame), checks, settings)
+
+
+def validate(data: str | Path, *, format: str | None = None, split: str | None = None,
+             thresholds: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
+             tokenizer: Any = None, max_length: int | None = None, test: str | Path | None = None,
+             category: str | None = None, examples: int = 3, stamp: bool = True) -> Report:
+    """Validate the dataset at `data` (file, dataset folder or Hub id).
+
+    Thresholds: the defaults, then the spec's `validate:` section (`spec`, or the build's own spec in
+    a prefdata dataset folder's manifest), then `thresholds`. Unreadable records are not fatal: they
+    fail the `schema` / `empty_text` checks. With `stamp`, `validation.json` is written beside the data.
+    """
+    path = Path(data)
+    result = read_dataset(data, format=format, on_error="skip", split=split)
+    limits = make_thresholds(spec_thresholds(spec if spec is not None else _manifest_spec(path)), thresholds)
+    judgments = pl.read_parquet(path / JUDGMENTS) if path.is_dir() and (path / JUDGMENTS).is_file() else None
+    test_frame = read_dataset(test, on_error="skip").frame if test is not None else None
+    frame = result.frame
+    if category is not None:
+        frame = frame.with_columns(raw_column(data, category, result.dropped, split).alias(category))
+    report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
+                            test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,
+                            examples=examples, data=str(data), content_fingerprint=fingerprint(result.frame))
+    report.settings["format"] = result.format
+    report.settings["rows_in"] = result.rows_in
+    if stamp and path.exists():
+        write_stamp(path, report, fmt=result.format)
+    return report
