@@ -1,0 +1,106 @@
+"""Configs of the curation steps, as they appear in `spec.yaml` under `curate:` (in any order).
+
+Each item is a mapping with `step:` naming it, or just the step's name for its defaults:
+
+    curate:
+      - dedupe
+      - {step: near_dedupe, threshold: 0.8}
+      - {step: filter, min_margin: 2}
+
+Pydantic only (no Polars) so that loading a spec stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DedupeConfig(Step):
+    step: Literal["dedupe"] = "dedupe"
+    level: Literal["pair", "prompt"] = Field(
+        "pair", description="pair: same (prompt, chosen, rejected). prompt: one pair per prompt.")
+    keep: Literal["first", "highest_margin"] = Field("first", description="Which duplicate survives.")
+    identical: bool = Field(True, description="Also drop pairs whose chosen and rejected are the same.")
+
+
+class NearDedupeConfig(Step):
+    step: Literal["near_dedupe"] = "near_dedupe"
+    on: Literal["prompt", "pair"] = Field("pair", description="Compare prompts, or whole pairs.")
+    ngram: int = Field(5, ge=1, description="Shingle length, in units.")
+    unit: Literal["words", "chars", "auto"] = Field(
+        "auto", description="auto: characters for scripts written without spaces (CJK, Thai), else words.")
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity from which rows are duplicates.")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash signature length.")
+    bands: int | None = Field(None, ge=1, description="LSH bands (default: from threshold and num_perm).")
+    rows: int | None = Field(None, ge=1, description="Signature rows per band.")
+    verify: Literal["exact", "signature", "none"] = Field(
+        "exact", description="Check LSH candidates by exact Jaccard, by signature estimate, or not at all.")
+    keep: Literal["first", "highest_margin"] = "first"
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> "NearDedupeConfig":
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both 'bands' and 'rows', or neither")
+        if self.bands and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+
+class FilterConfig(Step):
+    step: Literal["filter"] = "filter"
+    min_margin: float | None = Field(None, description="Drop pairs whose score margin is below this (or missing).")
+    min_agreement: float | None = Field(None, ge=0, le=1, description="Drop pairs with less judge agreement.")
+    unit: Literal["chars", "words", "tokens"] = Field("chars", description="Unit of the length bounds.")
+    tokenizer: str | None = Field(None, description="Tokenizer for unit 'tokens' (default: the embedded model's).")
+    min_length: int | None = Field(None, ge=0, description="Shortest chosen/rejected answer allowed.")
+    max_length: int | None = Field(None, ge=1, description="Longest chosen/rejected answer allowed.")
+    max_prompt_length: int | None = Field(None, ge=1, description="Longest prompt (all turns) allowed.")
+    max_length_ratio: float | None = Field(
+        None, ge=1, description="Largest longer/shorter answer length ratio allowed.")
+
+
+class DecontaminateConfig(Step):
+    step: Literal["decontaminate"] = "decontaminate"
+    eval_sets: list[str] = Field(min_length=1, description="Evaluation sets: files (any readable table) or Hub ids.")
+    field: str | None = Field(None, description="Column holding the eval text (default: every text column).")
+    split: str | None = Field(None, description="Split of a Hub dataset.")
+    ngram: int = Field(13, ge=1, description="n-gram length (13 words, as GPT-3's decontamination).")
+    unit: Literal["words", "chars", "auto"] = "auto"
+    min_overlap: int = Field(1, ge=1, description="Shared n-grams that make a prompt contaminated.")
+    action: Literal["drop", "flag"] = Field("drop", description="flag: keep rows, add a `contaminated` column.")
+
+
+class BalanceConfig(Step):
+    step: Literal["length_balance"] = "length_balance"
+    target: float = Field(0.5, ge=0, le=1, description="Wanted share of pairs whose chosen answer is longer.")
+    tolerance: float = Field(0.05, ge=0, le=0.5, description="Accepted distance from the target.")
+    unit: Literal["chars", "words", "tokens"] = "chars"
+    tokenizer: str | None = None
+    seed: int = Field(0, description="Which pairs go: a hash of pair_id and this seed, not row order.")
+
+
+class SplitConfig(Step):
+    step: Literal["split"] = "split"
+    test_size: float = Field(0.1, gt=0, lt=1, description="Share of prompts in the test split.")
+    stratify: str | None = Field(None, description="Column to stratify by (its value for each prompt group).")
+    seed: int = 0
+    group: str = Field("prompt_id", description="Rows sharing this column's value land in the same split.")
+
+
+StepConfig = Annotated[
+    Union[DedupeConfig, NearDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig, SplitConfig],
+    Field(discriminator="step"),
+]
+
+
+def expand_shorthand(items: object) -> object:
+    """`- dedupe` means `- {step: dedupe}`."""
+    if isinstance(items, list):
+        return [{"step": item} if isinstance(item, str) else item for item in items]
+    return items

@@ -1,0 +1,74 @@
+"""Near-duplicate removal with MinHash LSH, on prompts or on whole pairs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from prefdata import schema
+from prefdata.curate import minhash
+from prefdata.curate.config import NearDedupeConfig
+from prefdata.curate.shingles import Unit, shingle_hashes
+from prefdata.curate.text import all_text, pair_text
+
+STAGE = "near_dedupe"
+
+
+def near_duplicate_clusters(
+    texts: pl.Series,
+    *,
+    ngram: int = 5,
+    unit: Unit = "words",
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    bands: int | None = None,
+    rows: int | None = None,
+    verify: Literal["exact", "signature", "none"] = "exact",
+) -> pl.Series:
+    """A cluster id per row: rows in one cluster are near duplicates (linked by Jaccard similarity of
+    their n-gram shingles >= `threshold`, transitively); a row with no near duplicate is its own cluster.
+    The id is the smallest row index in the cluster. Share of near-duplicate rows:
+    `1 - clusters.n_unique() / len(texts)`."""
+    n = texts.len()
+    if n == 0:
+        return pl.Series("cluster", [], dtype=pl.Int64)
+    if bands is None or rows is None:
+        bands, rows = minhash.lsh_params(threshold, num_perm)
+    row_ids, hashes = shingle_hashes(texts, ngram, unit)
+    sig = minhash.signatures(row_ids, hashes, n, num_perm)
+    pairs = minhash.candidate_pairs(sig, bands, rows)
+    if verify == "signature" and len(pairs):
+        pairs = pairs[minhash.estimated_jaccard(sig, pairs) >= threshold]
+    elif verify == "exact" and len(pairs):
+        pairs = pairs[_exact(pairs, row_ids, hashes) >= threshold]
+    return pl.Series("cluster", minhash.components(n, pairs))
+
+
+def _exact(pairs: np.ndarray, row_ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of candidate pairs, looking only at the shingles of rows that are candidates."""
+    involved = np.zeros(row_ids.max() + 1 if len(row_ids) else 0, dtype=bool)
+    involved[pairs.ravel()] = True
+    keep = involved[row_ids]
+    return minhash.exact_jaccard(pairs, row_ids[keep], hashes[keep])
+
+
+def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx=None) -> schema.StageResult:
+    """Keep one row per near-duplicate cluster (the first, or the one with the highest margin)."""
+    config = config or NearDedupeConfig()
+    texts = frame.select(all_text("prompt") if config.on == "prompt" else pair_text()).to_series()
+    clusters = near_duplicate_clusters(
+        texts, ngram=config.ngram, unit=config.unit, threshold=config.threshold, num_perm=config.num_perm,
+        bands=config.bands, rows=config.rows, verify=config.verify)
+    marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
+    if config.keep == "highest_margin":
+        marked = marked.sort(pl.col("margin").fill_null(float("-inf")), "_order", descending=[True, False])
+    survivor = marked.select("_cluster", pl.col("pair_id").alias("_kept_id")).unique("_cluster", keep="first")
+    first = pl.col("_cluster").is_first_distinct()
+    kept = marked.filter(first).sort("_order").drop("_order", "_cluster")
+    repeats = marked.filter(~first).sort("_order").join(survivor, on="_cluster", how="left", maintain_order="left")
+    dropped = schema.dropped_rows(
+        repeats.drop("_order", "_cluster", "_kept_id"), STAGE, "near_duplicate", id_column="pair_id",
+        detail=pl.lit(f"{config.on} near-duplicate of pair ") + pl.lit(repeats["_kept_id"].fill_null("?")))
+    return schema.StageResult(kept, dropped)
