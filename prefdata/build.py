@@ -17,7 +17,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.backends import RequestCache
 from prefdata.context import Context
-from prefdata.curate import STEPS
+from prefdata.curate import run_step
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.generate import generate
@@ -103,9 +103,10 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         _count(counts, "pair", compared, paired)
 
         data, dropped = paired.kept, [sources.dropped, generated.dropped, judged.dropped, paired.dropped]
-        for step in spec.curate:
-            curated = STEPS[step](data)
-            _count(counts, step, data.height, curated)
+        for index, step in enumerate(spec.curate):
+            curated = run_step(data, step, ctx)
+            name = step.step if step.step not in counts else f"{step.step}_{index}"
+            _count(counts, name, data.height, curated)
             data = curated.kept
             dropped.append(curated.dropped)
     finally:

@@ -137,6 +137,11 @@ from validators.cli import validate as _validate  # noqa: E402 (imports only typ
 app.command("validate")(_validate)
 
 
+from prefdata.commands.curate import register as _register_curate  # noqa: E402  dedupe, filter, length-bias, split
+
+_register_curate(app)
+
+
 def main() -> None:
     import click
 

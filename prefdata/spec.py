@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
 
 
@@ -68,7 +69,11 @@ class Spec(Strict):
     sources: list[SourceSpec] = Field(min_length=1)
     generate: GenerateSpec = Field(default_factory=GenerateSpec)
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
-    curate: list[Literal["dedupe"]] = Field(["dedupe"], description="Curation steps, in order.")
+    curate: list[StepConfig] = Field(
+        default_factory=lambda: [DedupeConfig()],
+        description="Curation steps, in order: dedupe, near_dedupe, filter, decontaminate, length_balance, split "
+                    "(a name, or a mapping with `step:` and options; see prefdata.curate.config).")
+    _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
     output: OutputSpec = Field(default_factory=OutputSpec)
     cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
     base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")

@@ -31,7 +31,8 @@ class DedupeConfig(Step):
 
 class NearDedupeConfig(Step):
     step: Literal["near_dedupe"] = "near_dedupe"
-    on: Literal["prompt", "pair"] = Field("pair", description="Compare prompts, or whole pairs.")
+    scope: Literal["prompt", "pair"] = Field(
+        "pair", description="Compare prompts, or whole pairs (prompt, chosen and rejected together).")
     ngram: int = Field(5, ge=1, description="Shingle length, in units.")
     unit: Literal["words", "chars", "auto"] = Field(
         "auto", description="auto: characters for scripts written without spaces (CJK, Thai), else words.")

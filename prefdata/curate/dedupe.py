@@ -1,7 +1,8 @@
-"""Exact duplicates: pairs whose chosen equals rejected, and repeated (prompt, chosen, rejected).
+"""Exact duplicates: pairs whose chosen equals rejected, and repeated pairs or prompts.
 
-Text is compared after normalisation (NFKC, case, whitespace). Which duplicate survives is a
-policy: `first` seen, or `highest_margin`.
+Text is compared after normalisation (NFKC, case, whitespace), through 64-bit hashes of each
+normalised conversation (three per pair, so a false match needs three collisions at once).
+Which duplicate survives is a policy: `first` seen, or `highest_margin`.
 """
 
 from __future__ import annotations
@@ -11,27 +12,38 @@ from typing import Literal
 import polars as pl
 
 from prefdata import schema
+from prefdata.curate.config import DedupeConfig
+from prefdata.curate.text import key_hash
 from prefdata.io.ids import conversation_key
 
 STAGE = "dedupe"
 
 
 def _key(column: str) -> pl.Expr:
+    """The normalised text key of a conversation column (also used by validators)."""
     return conversation_key(column).str.to_lowercase()
 
 
-def exact(frame: pl.DataFrame, keep: Literal["first", "highest_margin"] = "first") -> schema.StageResult:
-    same = _key("chosen") == _key("rejected")
-    identical = frame.filter(same)
-    rest = frame.filter(~same).with_row_index("_order")
+def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
+          keep: Literal["first", "highest_margin"] | None = None) -> schema.StageResult:
+    config = config or DedupeConfig()
+    keep = keep or config.keep
+    columns = ("prompt",) if config.level == "prompt" else ("prompt", "chosen", "rejected")
+    keys = frame.select(*[key_hash(c).alias(c) for c in ("prompt", "chosen", "rejected")])
+    same = (keys["chosen"] == keys["rejected"]) if config.identical else pl.repeat(False, frame.height, eager=True)
+    marked = frame.with_columns(pl.struct(keys.select(columns)).alias("_key"), same.alias("_same")).with_row_index(
+        "_order")
+    identical = marked.filter("_same")
+    rest = marked.filter(~pl.col("_same"))
     if keep == "highest_margin":
         rest = rest.sort(pl.col("margin").fill_null(float("-inf")), "_order", descending=[True, False])
-    key = pl.concat_str([_key(c) for c in ("prompt", "chosen", "rejected")], separator="\x1d")
-    first = key.is_first_distinct()
-    kept = rest.filter(first).sort("_order").drop("_order")
-    repeats = rest.filter(~first).sort("_order").drop("_order")
+    first = pl.col("_key").is_first_distinct()
+    helpers = ["_order", "_key", "_same"]
+    kept = rest.filter(first).sort("_order").drop(helpers)
+    repeats = rest.filter(~first).sort("_order").drop(helpers)
+    reason = "duplicate_prompt" if config.level == "prompt" else "exact_duplicate"
     dropped = pl.concat([
-        schema.dropped_rows(identical, STAGE, "identical_chosen_rejected", id_column="pair_id"),
-        schema.dropped_rows(repeats, STAGE, "exact_duplicate", id_column="pair_id"),
+        schema.dropped_rows(identical.drop(helpers), STAGE, "identical_chosen_rejected", id_column="pair_id"),
+        schema.dropped_rows(repeats, STAGE, reason, id_column="pair_id"),
     ])
     return schema.StageResult(kept, dropped)

@@ -57,7 +57,7 @@ def _exact(pairs: np.ndarray, row_ids: np.ndarray, hashes: np.ndarray) -> np.nda
 def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx=None) -> schema.StageResult:
     """Keep one row per near-duplicate cluster (the first, or the one with the highest margin)."""
     config = config or NearDedupeConfig()
-    texts = frame.select(all_text("prompt") if config.on == "prompt" else pair_text()).to_series()
+    texts = frame.select(all_text("prompt") if config.scope == "prompt" else pair_text()).to_series()
     clusters = near_duplicate_clusters(
         texts, ngram=config.ngram, unit=config.unit, threshold=config.threshold, num_perm=config.num_perm,
         bands=config.bands, rows=config.rows, verify=config.verify)
@@ -70,5 +70,5 @@ def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx
     repeats = marked.filter(~first).sort("_order").join(survivor, on="_cluster", how="left", maintain_order="left")
     dropped = schema.dropped_rows(
         repeats.drop("_order", "_cluster", "_kept_id"), STAGE, "near_duplicate", id_column="pair_id",
-        detail=pl.lit(f"{config.on} near-duplicate of pair ") + pl.lit(repeats["_kept_id"].fill_null("?")))
+        detail=pl.lit(f"{config.scope} near-duplicate of pair ") + pl.lit(repeats["_kept_id"].fill_null("?")))
     return schema.StageResult(kept, dropped)

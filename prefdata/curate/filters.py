@@ -1,0 +1,70 @@
+"""Row filters: score margin, judge agreement, answer and prompt length, answer length ratio.
+
+Each bound is optional; a row failing several bounds is dropped once, with the first reason in the
+order below (missing margin/agreement counts as failing: the bound is a promise about what is kept).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from prefdata import schema
+from prefdata.curate.config import FilterConfig
+from prefdata.curate.length_bias import text_lengths
+from prefdata.curate.text import all_text, final_text
+
+STAGE = "filter"
+
+
+def _lengths(frame: pl.DataFrame, config: FilterConfig) -> pl.DataFrame:
+    texts = frame.select(final_text("chosen").alias("c"), final_text("rejected").alias("r"),
+                         all_text("prompt").alias("p"))
+    wanted = ["c", "r"] + (["p"] if config.max_prompt_length else [])
+    return pl.DataFrame({k: text_lengths(texts[k], config.unit, config.tokenizer) for k in wanted})
+
+
+def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
+    """(reason, failing-row expression, detail) for each bound the config sets, in priority order."""
+    checks = []
+    if config.min_margin is not None:
+        checks.append(("no_margin", pl.col("margin").is_null(), "pair has no score margin"))
+        checks.append(("margin_below_min", pl.col("margin") < config.min_margin, f"margin < {config.min_margin}"))
+    if config.min_agreement is not None:
+        checks.append(("no_agreement", pl.col("agreement").is_null(), "pair has no judge agreement"))
+        checks.append(("agreement_below_min", pl.col("agreement") < config.min_agreement,
+                       f"agreement < {config.min_agreement}"))
+    shorter, longer = pl.min_horizontal("_c", "_r"), pl.max_horizontal("_c", "_r")
+    if config.min_length is not None:
+        checks.append(("too_short", shorter < config.min_length, f"answer < {config.min_length} {config.unit}"))
+    if config.max_length is not None:
+        checks.append(("too_long", longer > config.max_length, f"answer > {config.max_length} {config.unit}"))
+    if config.max_prompt_length is not None:
+        checks.append(("prompt_too_long", pl.col("_p") > config.max_prompt_length,
+                       f"prompt > {config.max_prompt_length} {config.unit}"))
+    if config.max_length_ratio is not None:
+        ratio = longer / pl.max_horizontal(shorter, 1)
+        checks.append(("length_ratio", ratio > config.max_length_ratio,
+                       f"longer/shorter answer > {config.max_length_ratio}"))
+    return checks
+
+
+def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=None) -> schema.StageResult:
+    config = config or FilterConfig()
+    checks = _checks(config)
+    if not checks:
+        return schema.StageResult(frame, schema.empty(schema.DROPPED))
+    needs_length = any(c[0] in ("too_short", "too_long", "prompt_too_long", "length_ratio") for c in checks)
+    lengths = _lengths(frame, config).rename(lambda c: f"_{c}") if needs_length else None
+    marked = pl.concat([frame, lengths], how="horizontal") if lengths is not None else frame
+    reason = pl.lit(None, dtype=pl.String)
+    detail = pl.lit(None, dtype=pl.String)
+    for name, failing, why in reversed(checks):  # the first failing check wins
+        reason = pl.when(failing.fill_null(False)).then(pl.lit(name)).otherwise(reason)
+        detail = pl.when(failing.fill_null(False)).then(pl.lit(why)).otherwise(detail)
+    marked = marked.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    helpers = [c for c in marked.columns if c not in frame.columns]
+    out = marked.filter(pl.col("_reason").is_not_null())
+    return schema.StageResult(
+        marked.filter(pl.col("_reason").is_null()).drop(helpers),
+        schema.dropped_rows(out.drop(helpers), STAGE, out["_reason"], id_column="pair_id",
+                            detail=out["_detail"]))
