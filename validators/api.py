@@ -23,7 +23,7 @@ from prefdata.io.sources import iter_raw
 from validators.catalogue import run_checks
 from validators.inputs import Inputs
 from validators.result import Report
-from validators.stamp import write_stamp
+from validators.stamp import docs_path, write_stamp
 from validators.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
@@ -90,8 +90,10 @@ def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | N
                    tokenizer: Any = None, max_length: int | None = None, test: pl.DataFrame | None = None,
                    judgments: pl.DataFrame | None = None, read_dropped: pl.DataFrame | None = None,
                    category: str | None = None, examples: int = 3, data: str = "<frame>",
-                   only: tuple[str, ...] | None = None, content_fingerprint: str | None = None) -> Report:
-    """Run the catalogue (and, with `tokenizer`, the pre-flight) over a canonical table."""
+                   only: tuple[str, ...] | None = None, content_fingerprint: str | None = None,
+                   gx_docs: str | Path | None = None) -> Report:
+    """Run the catalogue (and, with `tokenizer`, the pre-flight) over a canonical table; with `gx_docs`,
+    also the Great Expectations suite, writing Data Docs into that folder."""
     thresholds = thresholds or Thresholds()
     if max_length is not None:
         thresholds = thresholds.model_copy(update={"max_length": max_length})
@@ -105,18 +107,24 @@ def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | N
         checks += preflight(inputs, tokenizer)
     settings = {"thresholds": thresholds.model_dump(), "tokenizer": None if tokenizer is None else str(tokenizer),
                 "category": category, "test": test is not None}
-    return Report(data, kind, frame.height, content_fingerprint or fingerprint(frame), checks, settings)
+    report = Report(data, kind, frame.height, content_fingerprint or fingerprint(frame), checks, settings)
+    if gx_docs is not None:
+        from validators.gx_suite import run_suite
+
+        report.gx = run_suite(inputs, report, Path(gx_docs))
+    return report
 
 
 def validate(data: str | Path, *, format: str | None = None, split: str | None = None,
              thresholds: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
              tokenizer: Any = None, max_length: int | None = None, test: str | Path | None = None,
-             category: str | None = None, examples: int = 3, stamp: bool = True) -> Report:
+             category: str | None = None, examples: int = 3, stamp: bool = True, gx: bool = False) -> Report:
     """Validate the dataset at `data` (file, dataset folder or Hub id).
 
     Thresholds: the defaults, then the spec's `validate:` section (`spec`, or the build's own spec in
     a prefdata dataset folder's manifest), then `thresholds`. Unreadable records are not fatal: they
-    fail the `schema` / `empty_text` checks. With `stamp`, `validation.json` is written beside the data.
+    fail the `schema` / `empty_text` checks. With `stamp`, `validation.json` is written beside the data;
+    with `gx`, the Great Expectations suite runs too and its Data Docs are written beside the data.
     """
     path = Path(data)
     result = read_dataset(data, format=format, on_error="skip", split=split)
@@ -128,7 +136,8 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
         frame = frame.with_columns(raw_column(data, category, result.dropped, split).alias(category))
     report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
                             test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,
-                            examples=examples, data=str(data), content_fingerprint=fingerprint(result.frame))
+                            examples=examples, data=str(data), content_fingerprint=fingerprint(result.frame),
+                            gx_docs=docs_path(path) if gx else None)
     report.settings["format"] = result.format
     report.settings["rows_in"] = result.rows_in
     if stamp and path.exists():

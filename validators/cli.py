@@ -50,17 +50,9 @@ def validate(
 
         spec_dict = load_spec(spec).model_dump(mode="json")
     report = run(data, format=format, split=split, thresholds=overrides, spec=spec_dict, tokenizer=tokenizer,
-                 max_length=max_length, test=test, category=category, examples=examples, stamp=stamp)
-    docs = None
-    if gx:
-        from validators.gx_suite import run_suite
-
-        docs = run_suite(data, report, format=format, split=split, category=category)
+                 max_length=max_length, test=test, category=category, examples=examples, stamp=stamp, gx=gx)
     if as_json:
-        typer.echo(to_json(report) if docs is None else to_json(report, gx=docs))
+        typer.echo(to_json(report))
     else:
         print_report(report)
-        if docs is not None:
-            typer.echo(f"Great Expectations: {'passed' if docs['success'] else 'failed'}; Data Docs: {docs['index']}",
-                       err=True)
     raise typer.Exit(EXIT_PASSED if report.passed else EXIT_FAILED)

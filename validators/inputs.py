@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import polars as pl
 
 from prefdata import schema
-from prefdata.curate.dedupe import exact as exact_dedupe
 from validators.thresholds import Thresholds
 
 CONVERSATIONS = {"pairwise": ("prompt", "chosen", "rejected"), "unpaired": ("prompt", "completion"),
@@ -36,11 +34,6 @@ class Inputs:
     @property
     def conversations(self) -> tuple[str, ...]:
         return tuple(c for c in CONVERSATIONS[self.kind] if c in self.frame.columns)
-
-    @cached_property
-    def dedupe(self) -> schema.StageResult:
-        """Curation's exact dedupe over the pairs, run once and read by several checks."""
-        return exact_dedupe(self.frame)
 
     def dropped_by(self, reasons: set[str] | None = None, exclude: set[str] = frozenset()) -> pl.DataFrame:
         if self.read_dropped is None:

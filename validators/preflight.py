@@ -37,7 +37,7 @@ def _messages(turns: list[dict]) -> list[dict[str, str]]:
 
 def chat_template(tok: Any) -> CheckResult:
     has = bool(getattr(tok, "chat_template", None))
-    return CheckResult("chat_template", "error", has, has, True,
+    return CheckResult("chat_template", "error", has, has, "present",
                        "the tokenizer has a chat template" if has else
                        "no chat template: a raw base model; train DPO/KTO on the SFT model whose template you used")
 

@@ -8,8 +8,8 @@ from typing import Any
 from validators.result import CheckResult, Report
 
 
-def as_json(report: Report, **extra: Any) -> str:
-    return json.dumps({**report.as_dict(), **extra}, indent=2, ensure_ascii=False, default=str)
+def as_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str)
 
 
 def _value(value: Any) -> str:
@@ -25,7 +25,7 @@ def _status(check: CheckResult) -> str:
         return "[dim]skipped[/dim]"
     if check.passed:
         return "[green]pass[/green]"
-    return "[red]FAIL[/red]" if check.severity == "error" else "[yellow]warn[/yellow]"
+    return "[red]ERROR[/red]" if check.severity == "error" else "[yellow]warn[/yellow]"
 
 
 def print_report(report: Report, console: Any = None) -> None:
@@ -34,12 +34,13 @@ def print_report(report: Report, console: Any = None) -> None:
 
     console = console or Console()
     table = Table(title=f"{report.data} ({report.kind}, {report.rows} rows)")
-    for column in ("check", "severity", "result", "value", "threshold"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("value", max_width=16, overflow="ellipsis", no_wrap=True)
+    table.add_column("threshold", max_width=18, overflow="fold")
     table.add_column("detail", overflow="fold", ratio=1)
     for check in report.checks:
-        table.add_row(check.name, check.severity, _status(check), _value(check.value),
-                      _value(check.threshold), check.message)
+        table.add_row(check.name, _status(check), _value(check.value), _value(check.threshold), check.message)
     console.print(table)
     for check in report.checks:
         if check.examples and not check.passed:
@@ -50,3 +51,7 @@ def print_report(report: Report, console: Any = None) -> None:
     errors = sum(c.severity == "error" and not c.passed for c in report.checks)
     verdict = "[green]passed[/green]" if report.passed else f"[red]failed[/red] ({errors} error checks)"
     console.print(f"validation {verdict}, {report.warnings} warnings")
+    if report.gx is not None:
+        met = "all met" if report.gx["all_met"] else f"{len(report.gx['failed'])} not met"
+        console.print(f"Great Expectations: {report.gx['expectations']} expectations, {met}; "
+                      f"Data Docs: {report.gx['index']}", highlight=False)

@@ -36,6 +36,7 @@ class Report:
     fingerprint: str
     checks: list[CheckResult]
     settings: dict[str, Any] = field(default_factory=dict)
+    gx: dict[str, Any] | None = None  # the Great Expectations run, when asked for
 
     @property
     def passed(self) -> bool:
@@ -60,4 +61,5 @@ class Report:
             "warnings": self.warnings,
             "settings": self.settings,
             "checks": [c.as_dict() for c in self.checks],
+            **({"gx": self.gx} if self.gx is not None else {}),
         }

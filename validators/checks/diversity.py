@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators.checks.duplicates import near_duplicate_rate
+from validators import rows
 from validators.inputs import Inputs, joined_text, preview
 from validators.result import CheckResult, skipped
 
@@ -36,7 +36,8 @@ def prompt_distinct_ngrams(inp: Inputs) -> CheckResult:
 def prompt_near_duplicates(inp: Inputs) -> CheckResult:
     limit = inp.thresholds.max_prompt_near_duplicate_rate
     prompts = _prompts(inp)
-    rate, later = near_duplicate_rate(prompts["text"], inp.thresholds.near_duplicate_threshold)
+    later = rows.near_repeat(prompts["text"], inp.thresholds.near_duplicate_threshold)
+    rate = float(later.mean()) if prompts.height else 0.0
     examples = [{"prompt_id": r["prompt_id"], "prompt": preview(r["text"])}
                 for r in prompts.filter(later).head(inp.examples).iter_rows(named=True)]
     return CheckResult("prompt_near_duplicates", "warning", rate <= limit, round(rate, 4), f"<= {limit}",

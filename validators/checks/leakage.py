@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators.inputs import Inputs, joined_text, preview
+from validators import rows
+from validators.inputs import Inputs, example_rows, joined_text
 from validators.result import CheckResult, skipped
 
 
 def split_leakage(inp: Inputs) -> CheckResult:
-    if inp.test is not None:
-        both = pl.concat([
-            inp.frame.select("prompt_id", joined_text("prompt").alias("text"), pl.lit("data").alias("split")),
-            inp.test.select("prompt_id", joined_text("prompt").alias("text"), pl.lit("test").alias("split")),
-        ])
-    elif "split" in inp.frame.columns:
-        both = inp.frame.select("prompt_id", joined_text("prompt").alias("text"), pl.col("split").cast(pl.String))
-    else:
+    if inp.test is None and "split" not in inp.frame.columns:
         return skipped("split_leakage", "error", "no test split (--test) and no `split` column")
-    shared = (both.group_by("prompt_id", maintain_order=True)
-              .agg(pl.col("split").unique().sort().alias("splits"), pl.col("text").first())
-              .filter(pl.col("splits").list.len() > 1))
-    examples = [{"prompt_id": r["prompt_id"], "splits": r["splits"], "prompt": preview(r["text"])}
-                for r in shared.head(inp.examples).iter_rows(named=True)]
-    splits = both["split"].unique().sort().to_list()
-    return CheckResult("split_leakage", "error", shared.height == 0, shared.height, 0,
-                       f"{shared.height} prompts appear in more than one of the splits {splits}",
-                       figures={"splits": splits}, examples=examples)
+    leaked = rows.leaked(inp)
+    flagged = inp.frame.filter(leaked)
+    prompts = flagged["prompt_id"].n_unique()
+    where = "the test split" if inp.test is not None else "another split"
+    extra = {"split": pl.col("split")} if inp.test is None else {}
+    return CheckResult("split_leakage", "error", flagged.height == 0, flagged.height, 0,
+                       f"{flagged.height} rows ({prompts} distinct prompts) have a prompt that is also in {where}",
+                       figures={"rows": flagged.height, "prompts": prompts},
+                       examples=example_rows(inp.frame, leaked, inp.examples, prompt=joined_text("prompt"), **extra))

@@ -1,0 +1,118 @@
+"""Per-row flags behind the row-level checks. The catalogue counts them; the Great Expectations suite
+expects on them, so both judge a row by the same rule.
+
+Duplicates use curation's keys (`prefdata.curate.dedupe`: NFKC, whitespace, case) and its MinHash
+near-duplicate clusters (`prefdata.curate.near_dedupe`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from prefdata.curate.dedupe import _key as dedupe_key
+from validators.inputs import Inputs, contents, joined_text
+
+CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 and C1 controls other than tab, newline, return
+REPLACEMENT = "\ufffd"
+NON_ASCII = r"[^\x00-\x7F]"
+ROLES = ["system", "user", "assistant", "tool"]
+
+
+def _roles(column: str) -> pl.Expr:
+    return pl.col(column).list.eval(pl.element().struct.field("role"))
+
+
+def role_problem(inp: Inputs) -> pl.Expr:
+    """A text naming the row's first role problem; null when there is none."""
+    columns = inp.conversations
+    rules: list[tuple[pl.Expr, str]] = []
+    for column in columns:
+        rules.append((pl.col(column).is_null() | (pl.col(column).list.len() == 0), f"{column} has no turns"))
+        rules.append((~_roles(column).list.eval(pl.element().is_in(ROLES)).list.all(), f"{column} has an unknown role"))
+    if "prompt" in columns:
+        rules.append((~_roles("prompt").list.last().is_in(["user", "tool"]), "prompt does not end with a user turn"))
+    for column in ("chosen", "rejected", "completion"):
+        if column in columns:
+            rules.append((_roles(column).list.first() != "assistant", f"{column} does not start with assistant"))
+    expr = pl.lit(None, dtype=pl.String)
+    for condition, text in reversed(rules):
+        expr = pl.when(condition.fill_null(True)).then(pl.lit(text)).otherwise(expr)
+    return expr
+
+
+def blank(inp: Inputs) -> pl.Expr:
+    """Some turn is empty or whitespace only."""
+    return pl.any_horizontal(
+        [contents(c).list.eval(pl.element().is_null() | (pl.element().str.strip_chars() == "")).list.any()
+         for c in inp.conversations]).fill_null(True)
+
+
+def identical(inp: Inputs) -> pl.Expr:
+    """chosen equals rejected after curation's normalisation."""
+    if inp.kind != "pairwise":
+        return pl.lit(False)
+    return (dedupe_key("chosen") == dedupe_key("rejected")).fill_null(False)
+
+
+def exact_repeat(inp: Inputs) -> pl.Expr:
+    """The row repeats an earlier row (curation's key). For pairs, as `dedupe.exact` counts them: among
+    the pairs whose chosen differs from rejected."""
+    parts = [dedupe_key(c) for c in inp.conversations]
+    if "label" in inp.frame.columns:
+        parts.append(pl.col("label").cast(pl.String))
+    key = pl.concat_str(parts, separator="\x1d")
+    if inp.kind == "pairwise":
+        key = pl.when(~identical(inp)).then(key)  # nulls (identical pairs) never count as repeats
+        return (~key.is_first_distinct() & key.is_not_null()).fill_null(False)
+    return ~key.is_first_distinct()
+
+
+def row_text(inp: Inputs) -> pl.Expr:
+    return pl.concat_str([joined_text(c) for c in inp.conversations], separator="\n\n", ignore_nulls=True)
+
+
+def near_repeat(texts: pl.Series, threshold: float) -> pl.Series:
+    """The text is in a near-duplicate cluster with an earlier one."""
+    from prefdata.curate.near_dedupe import near_duplicate_clusters
+
+    if len(texts) == 0:
+        return pl.Series([], dtype=pl.Boolean)
+    return ~near_duplicate_clusters(texts, threshold=threshold).is_first_distinct()
+
+
+def _mojibake(texts: pl.Series) -> pl.Series:
+    """ftfy's mojibake detector, run only on texts holding a non-ASCII character (the only ones it can flag)."""
+    from ftfy.badness import is_bad
+
+    suspect = texts.str.contains(NON_ASCII).fill_null(False)
+    flags = pl.Series([False] * len(texts), dtype=pl.Boolean)
+    if suspect.any():
+        idx = suspect.arg_true()
+        flags = flags.scatter(idx, pl.Series([is_bad(t) for t in texts.gather(idx)], dtype=pl.Boolean))
+    return flags
+
+
+def encoding_problem(inp: Inputs) -> pl.Expr:
+    """`control character`, `U+FFFD` or `mojibake` (the first that applies); null for clean text."""
+    text = row_text(inp)
+    return (pl.when(text.str.contains(CONTROL).fill_null(False)).then(pl.lit("control character"))
+            .when(text.str.contains(REPLACEMENT, literal=True).fill_null(False)).then(pl.lit("U+FFFD"))
+            .when(text.map_batches(_mojibake, return_dtype=pl.Boolean)).then(pl.lit("mojibake")))
+
+
+def problem_snippet(inp: Inputs, problem: pl.Expr) -> pl.Expr:
+    """The text around the first sign of the row's problem, so a person can see it."""
+    text = row_text(inp)
+    at = (pl.when(problem == "control character").then(text.str.find(CONTROL))
+          .when(problem == "U+FFFD").then(text.str.find(REPLACEMENT, literal=True))
+          .otherwise(text.str.find(NON_ASCII)))
+    return text.str.slice((at.fill_null(0) - 40).clip(lower_bound=0), 100)
+
+
+def leaked(inp: Inputs) -> pl.Expr:
+    """The row's prompt (normalised, as `prompt_id` hashes it) is also in another split."""
+    if inp.test is not None:
+        return pl.col("prompt_id").is_in(inp.test["prompt_id"].implode())
+    if "split" in inp.frame.columns:
+        return pl.col("split").n_unique().over("prompt_id") > 1
+    return pl.lit(False)
