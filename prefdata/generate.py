@@ -1,4 +1,9 @@
-"""Generate: prompts -> candidates, several per prompt, through a backend and its cache."""
+"""Generate: prompts -> candidates, through each generator's backend and the request cache.
+
+Strategies (GenerateSpec): several generator models (`backends`), `n` candidates per prompt from each,
+`temperatures` used in turn across the n, and system-prompt contrast (`contrast`: the n alternate
+between a good and a bad system prompt). Each candidate's `params` records how it was made.
+"""
 
 from __future__ import annotations
 
@@ -10,47 +15,70 @@ from prefdata import schema
 from prefdata.backends import ChatRequest, SamplingParams, run_requests
 from prefdata.context import Context
 from prefdata.io.ids import hash_expr
-from prefdata.spec import GenerateSpec
+from prefdata.spec import BackendSpec, GenerateSpec
 
 STAGE = "generate"
 
 
+def generators(config: GenerateSpec) -> list[BackendSpec]:
+    return list(config.backends) if config.backends else [config.backend]
+
+
+def _system(config: GenerateSpec, sample: int) -> tuple[str | None, str | None]:
+    """(system prompt, its label) for one sample."""
+    if config.contrast is not None:
+        return (config.contrast.good, "good") if sample % 2 == 0 else (config.contrast.bad, "bad")
+    return config.system_prompt, None
+
+
 def requests_for(prompts: pl.DataFrame, config: GenerateSpec) -> tuple[list[ChatRequest], list[dict]]:
-    """One request per (prompt, sample); temperatures are used in turn across the samples."""
-    system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    """One request per (prompt, sample) for one generator; temperatures and contrast go in turn across samples."""
     requests, rows = [], []
+    plans = []
+    for sample in range(config.n):
+        system, label = _system(config, sample)
+        params = SamplingParams(temperature=config.temperatures[sample % len(config.temperatures)],
+                                top_p=config.top_p, max_tokens=config.max_tokens, seed=config.seed)
+        recorded = {**params.__dict__, "sample": sample, **({"system": label} if label else {})}
+        plans.append(([{"role": "system", "content": system}] if system else [], params, sample,
+                      json.dumps(recorded, sort_keys=True)))
     for prompt_id, prompt in prompts.select("prompt_id", "prompt").iter_rows():
-        for sample in range(config.n):
-            params = SamplingParams(temperature=config.temperatures[sample % len(config.temperatures)],
-                                    top_p=config.top_p, max_tokens=config.max_tokens, seed=config.seed)
+        for system, params, sample, recorded in plans:
             requests.append(ChatRequest.of(system + prompt, params=params, sample=sample))
-            rows.append({"prompt_id": prompt_id, "sample": sample,
-                         "params": json.dumps({**params.__dict__, "sample": sample}, sort_keys=True)})
+            rows.append({"prompt_id": prompt_id, "sample": sample, "params": recorded})
     return requests, rows
 
 
-def generate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context) -> schema.StageResult:
-    backend = ctx.backend(config.backend)
-    requests, rows = requests_for(prompts, config)
-    with ctx.progress(f"generate ({backend.model})", len(requests)) as advance:
-        answers = run_requests(backend, requests, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
-    for answer in answers:
-        ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
-    frame = pl.DataFrame(rows, schema={"prompt_id": pl.String, "sample": pl.Int64, "params": pl.String}).with_columns(
-        pl.lit(backend.model).alias("model"),
+def _candidates(rows: list[dict], model: str, answers) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema={"prompt_id": pl.String, "sample": pl.Int64, "params": pl.String})
+    return frame.with_columns(
+        pl.lit(model).alias("model"),
         pl.Series("response", [a.text for a in answers], dtype=pl.String),
         pl.Series("finish_reason", [a.finish_reason for a in answers], dtype=pl.String),
         pl.Series("tokens_in", [a.tokens_in for a in answers], dtype=pl.Int64),
         pl.Series("tokens_out", [a.tokens_out for a in answers], dtype=pl.Int64),
         pl.Series("error", [a.error for a in answers], dtype=pl.String),
     )
-    frame = frame.with_columns(
+
+
+def generate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context) -> schema.StageResult:
+    requests, rows = requests_for(prompts, config)
+    frames = []
+    for spec in generators(config):
+        backend = ctx.backend(spec)
+        with ctx.progress(f"generate ({backend.model})", len(requests)) as advance:
+            answers = run_requests(backend, requests, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
+        for answer in answers:
+            ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
+        frames.append(_candidates(rows, backend.model, answers))
+    frame = pl.concat(frames).with_columns(
         hash_expr(pl.concat_str(["prompt_id", "model", "params"], separator="\x1f")).alias("candidate_id"))
     failed = pl.col("error").is_not_null()
     empty = pl.col("response").str.strip_chars().str.len_chars() == 0
+    reason = pl.when(pl.col("error").str.starts_with("max_cost_reached")).then(pl.lit("max_cost_reached")) \
+        .otherwise(pl.lit("generation_failed"))
     dropped = pl.concat([
-        schema.dropped_rows(frame.filter(failed), STAGE, "generation_failed", id_column="candidate_id",
-                            detail=pl.col("error")),
+        schema.dropped_rows(frame.filter(failed), STAGE, reason, id_column="candidate_id", detail=pl.col("error")),
         schema.dropped_rows(frame.filter(~failed & empty), STAGE, "empty_response", id_column="candidate_id"),
     ])
     kept = frame.filter(~failed & ~empty)

@@ -1,5 +1,6 @@
 """Anthropic's Messages API, with the official `anthropic` SDK (its retries off; ours in retry.py).
 
+Sampling: the temperature is sent where the installed SDK still takes one (1.x; 2.x dropped it).
 System messages go in `system`; a prefill is the final assistant turn, which the API continues;
 structured output is forced tool use: one tool whose `input_schema` is the schema, `tool_choice` set to it.
 """
@@ -35,8 +36,9 @@ class AnthropicBackend(HTTPBackend):
     def body(self, request: ChatRequest, native: bool) -> dict:
         system = "\n\n".join(content for role, content in request.messages if role == "system")
         messages = [{"role": role, "content": content} for role, content in request.messages if role != "system"]
-        body: dict[str, Any] = dict(model=self.model, max_tokens=request.params.max_tokens, messages=messages,
-                                    temperature=min(request.params.temperature, 1.0))
+        body: dict[str, Any] = dict(model=self.model, max_tokens=request.params.max_tokens, messages=messages)
+        if self._takes_temperature():
+            body["temperature"] = min(request.params.temperature, 1.0)  # the API's range is 0..1
         if system:
             body["system"] = system
         if request.json_schema is not None and native:
@@ -46,6 +48,15 @@ class AnthropicBackend(HTTPBackend):
         elif request.prefill:  # a prefill and forced tool use do not mix; the schema wins
             body["messages"] = messages + [{"role": "assistant", "content": request.prefill}]
         return body
+
+    def _takes_temperature(self) -> bool:
+        """Recent SDKs (2.x) dropped sampling parameters from `messages.create` along with recent models:
+        send a temperature only where the installed SDK still has it."""
+        import inspect
+
+        from anthropic.resources.messages import AsyncMessages
+
+        return "temperature" in inspect.signature(AsyncMessages.create).parameters
 
     async def _attempt(self, request: ChatRequest, native: bool) -> ChatResponse:
         reply = await self._client().messages.create(**self.body(request, native))

@@ -18,8 +18,8 @@ def estimate_tokens(request: ChatRequest) -> int:
 
 
 class RateLimits:
-    def __init__(self, rpm: float | None = None, tpm: float | None = None):
-        self.rpm, self.tpm = rpm, tpm
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, period_s: float = 60.0):
+        self.rpm, self.tpm, self.period_s = rpm, tpm, period_s  # the limits hold per `period_s` (a minute)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiters: tuple = (None, None)
 
@@ -29,8 +29,8 @@ class RateLimits:
             from aiolimiter import AsyncLimiter
 
             self._loop = loop
-            self._limiters = (AsyncLimiter(self.rpm, 60) if self.rpm else None,
-                              AsyncLimiter(self.tpm, 60) if self.tpm else None)
+            self._limiters = (AsyncLimiter(self.rpm, self.period_s) if self.rpm else None,
+                              AsyncLimiter(self.tpm, self.period_s) if self.tpm else None)
         return self._limiters
 
     async def acquire(self, request: ChatRequest) -> None:

@@ -96,7 +96,7 @@ class _wait(wait_base):
     """Backoff with jitter, unless the server said how long to wait (capped at `most`)."""
 
     def __init__(self, initial: float, most: float):
-        self.backoff = wait_exponential_jitter(initial=initial, max=most, jitter=initial)
+        self.backoff = wait_exponential_jitter(multiplier=initial, max=most, jitter=initial)
         self.most = most
 
     def __call__(self, state: RetryCallState) -> float:
