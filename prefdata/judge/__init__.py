@@ -1,5 +1,5 @@
-"""Judging: prompts, JSON-safe verdict parsing, pairwise comparison."""
+"""Judging: prompts, JSON-safe verdict parsing, pairwise and pointwise judges, the panel, agreement."""
 
-from prefdata.judge.parsing import Verdict, parse_verdict
+from prefdata.judge.parsing import Score, Verdict, parse_score, parse_verdict
 
-__all__ = ["Verdict", "parse_verdict"]
+__all__ = ["Score", "Verdict", "parse_score", "parse_verdict"]

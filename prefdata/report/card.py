@@ -26,6 +26,34 @@ def _counts_table(counts: dict) -> str:
     return "\n".join(lines)
 
 
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _judges_table(judging: dict) -> str:
+    """Per-judge figures and the judge-by-judge agreement (Cohen's kappa) matrix."""
+    judges = judging.get("judges", {})
+    if not judges:
+        return "No judge figures."
+    lines = ["| judge | verdicts | parse failures | position consistency | gold accuracy | flagged |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, f in judges.items():
+        gold = f"{_pct(f['gold_accuracy'])} of {f['gold_items']}" if f["gold_items"] else "no gold items"
+        lines.append(f"| {name} | {f['verdicts']} | {_pct(f['parse_failure_rate'])} | "
+                     f"{_pct(f['position_consistency'])} | {gold} | {'yes' if f['flagged'] else 'no'} |")
+    matrix = judging.get("agreement", {})
+    names = list(matrix)
+    if len(names) > 1:
+        lines += ["", "Agreement between judges (Cohen's kappa; raw agreement in brackets):", "",
+                  "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for a in names:
+            cells = [f"{matrix[a][b]['kappa']} ({_pct(matrix[a][b]['raw'])})" for b in names]
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    if judging.get("dropped_judges"):
+        lines += ["", f"Left out of the panel by the gold check: {', '.join(judging['dropped_judges'])}."]
+    return "\n".join(lines)
+
+
 def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
     figures = compute(data, "pairwise")
     models = ", ".join(sorted(manifest["tokens"])) or "none"
@@ -39,7 +67,6 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
 - **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
 - **Fingerprint:** `{manifest["fingerprint"]}`
 - **Models:** {models} ({tokens or "no tokens used"})
-- **Judge verdicts read:** {manifest["judge"]["parse_ok_rate"]:.0%} of {manifest["judge"]["verdicts"]}
 - **Chosen longer than rejected:** {figures.get("chosen_longer_frac", 0):.0%} of pairs
 - **Mean characters:** prompt {mean_chars.get("prompt")}, chosen {mean_chars.get("chosen")}, rejected {mean_chars.get("rejected")}
 - **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}
@@ -49,6 +76,10 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
 Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_counts_table(manifest["counts"])}
+
+## Judges
+
+{_judges_table(manifest.get("judging") or {})}
 
 ## Use
 

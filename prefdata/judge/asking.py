@@ -1,0 +1,55 @@
+"""Ask a judge, and re-ask with a corrective message (up to a bound) when its answer cannot be read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from prefdata.backends import Backend, ChatRequest, run_requests
+from prefdata.context import Context
+from prefdata.judge.prompts import CORRECTION
+
+RETRY_MARK = "\n\n--- re-asked ---\n\n"
+
+
+@dataclass
+class Asked:
+    texts: list[str] = field(default_factory=list)  # every answer, prefill included, in order
+    error: str | None = None
+
+    @property
+    def last(self) -> str | None:
+        return self.texts[-1] if self.texts else None
+
+    @property
+    def raw(self) -> str | None:
+        return RETRY_MARK.join(self.texts) if self.texts else None
+
+
+def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[str], bool], retries: int,
+        ctx: Context, label: str) -> list[Asked]:
+    """Answer every request; re-ask those whose answer `readable` rejects, at most `retries` times."""
+    asked = [Asked() for _ in requests]
+    pending = list(range(len(requests)))
+    current = list(requests)
+    for attempt in range(retries + 1):
+        if not pending:
+            break
+        batch = [current[i] for i in pending]
+        with ctx.progress(label if attempt == 0 else f"{label}, re-ask {attempt}", len(batch)) as advance:
+            answers = run_requests(backend, batch, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
+        still = []
+        for i, answer in zip(pending, answers):
+            ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
+            if answer.text is None:
+                asked[i].error = answer.error
+                continue
+            text = current[i].prefill + answer.text
+            asked[i].texts.append(text)
+            if not readable(text):
+                follow = current[i].messages + (("assistant", text), ("user", CORRECTION))
+                current[i] = ChatRequest(follow, params=current[i].params, prefill=current[i].prefill,
+                                         sample=current[i].sample)
+                still.append(i)
+        pending = still
+    return asked

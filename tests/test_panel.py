@@ -1,0 +1,117 @@
+"""The panel and the pairing policies on judgment tables with planted verdicts."""
+
+import polars as pl
+import pytest
+
+from conftest import DPO_DEMO
+from prefdata.io import read_dataset
+from prefdata.judge.panel import bradley_terry, decide, resolve
+from prefdata.judge.stage import JUDGMENTS
+from prefdata.pair import pair
+from prefdata.spec import PanelSpec
+
+
+def judgments(rows):
+    """rows: (judge, prompt_id, a_id, b_id, order, winner, score_a, score_b)."""
+    return pl.DataFrame([
+        {"prompt_id": p, "judge": j, "a_id": a, "b_id": b, "order": o, "winner": w, "score_a": sa, "score_b": sb,
+         "rationale": None, "raw": "{}", "parse_ok": w is not None, "error": None, "attempts": 1, "gold": False}
+        for j, p, a, b, o, w, sa, sb in rows], schema=JUDGMENTS)
+
+
+def demo_tables(n_prompts=3, per_prompt=3):
+    """Prompts and candidates with real texts from the LLaMA-Factory demo."""
+    frame = read_dataset(DPO_DEMO).frame.head(n_prompts)
+    prompts = frame.select("prompt_id", "prompt", "source")
+    candidates = []
+    for i, row in enumerate(frame.iter_rows(named=True)):
+        texts = [row["chosen"][0]["content"], row["rejected"][0]["content"], f"Answer {i} number three."]
+        candidates += [{"prompt_id": row["prompt_id"], "candidate_id": f"p{i}c{k}", "response": texts[k]}
+                       for k in range(per_prompt)]
+    return prompts, pl.DataFrame(candidates)
+
+
+def test_resolve_swapped_orders():
+    rows = judgments([
+        ("j", "p", "x", "y", "ab", "a", 8, 3), ("j", "p", "x", "y", "ba", "a", 7, 4),      # consistent
+        ("j", "p", "x", "z", "ab", "a", 6, 5), ("j", "p", "x", "z", "ba", "b", 4, 7),      # inconsistent
+        ("j", "p", "y", "z", "ab", None, None, None), ("j", "p", "y", "z", "ba", "b", 2, 9),  # one readable
+    ])
+    tie = resolve(rows, "tie").sort("b_id", "a_id")
+    assert tie.select("a_id", "b_id", "verdict", "consistent").rows() == [
+        ("x", "y", "a", True), ("x", "z", "tie", False), ("y", "z", "b", None)]
+    by_scores = resolve(rows, "scores").filter(pl.col("b_id") == "z", pl.col("a_id") == "x")
+    assert by_scores["verdict"].item() == "b"  # mean scores 5 vs 6
+
+
+def test_majority_agreement_and_ties():
+    rows = judgments([
+        ("j1", "p", "x", "y", None, "a", None, None), ("j2", "p", "x", "y", None, "a", None, None),
+        ("j3", "p", "x", "y", None, "b", None, None),
+        ("j1", "p", "x", "z", None, "a", None, None), ("j2", "p", "x", "z", None, "b", None, None),
+    ])
+    decided, strengths = decide(resolve(rows), "majority", {})
+    got = {(r["a_id"], r["b_id"]): (r["decision"], r["agreement"]) for r in decided.iter_rows(named=True)}
+    assert got[("x", "y")] == ("a", pytest.approx(2 / 3))
+    assert got[("x", "z")] == ("tie", 0.0)
+    assert dict(strengths.select("candidate_id", "strength").rows()) == {"x": 1.0, "y": -1.0, "z": 0.0}
+
+
+def test_mean_score_normalises_each_judges_scale():
+    rows = judgments([
+        ("ten", "p", "x", "y", None, "a", 6, 5),     # x ahead by 0.1 on a 1-10 scale
+        ("five", "p", "x", "y", None, "b", 2, 4),    # y ahead by 0.4 on a 1-5 scale
+    ])
+    decided, _ = decide(resolve(rows), "mean_score", {"ten": 10, "five": 5})
+    assert decided["decision"].item() == "b" and decided["agreement"].item() == 0.5
+
+
+def test_bradley_terry_recovers_a_transitive_order():
+    wins = [[0, 3, 4, 5], [1, 0, 3, 4], [0, 1, 0, 3], [0, 0, 1, 0]]
+    strength = bradley_terry(__import__("numpy").array(wins, dtype=float))
+    assert list(strength.argsort()[::-1]) == [0, 1, 2, 3] and strength.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("policy, expected", [
+    ("all_pairs", {("p0c0", "p0c1"), ("p0c0", "p0c2"), ("p0c1", "p0c2")}),
+    ("best_vs_each", {("p0c0", "p0c1"), ("p0c0", "p0c2")}),
+    ("best_vs_worst", {("p0c0", "p0c2")}),
+])
+@pytest.mark.parametrize("method", ["majority", "mean_score", "bradley_terry"])
+def test_pairing_policies_keep_every_row_on_record(policy, expected, method):
+    prompts, candidates = demo_tables(n_prompts=1)
+    pid = prompts["prompt_id"][0]
+    rows = judgments([(j, pid, a, b, o, w, sa, sb)
+                      for j in ("j1", "j2")
+                      for (a, b, w, sa, sb) in (("p0c0", "p0c1", "a", 9, 5), ("p0c0", "p0c2", "a", 9, 2),
+                                                ("p0c1", "p0c2", "a", 5, 2))
+                      for o, ww in (("ab", w), ("ba", w))])
+    result = pair(rows, PanelSpec(method=method, pairing=policy), candidates=candidates, prompts=prompts)
+    texts = dict(candidates.select("response", "candidate_id").rows())
+    got = {(texts[r["chosen"][0]["content"]], texts[r["rejected"][0]["content"]]) for r in result.kept.to_dicts()}
+    assert got == expected
+    assert result.kept.height + result.dropped.height == 3
+    assert set(result.dropped["reason"]) <= {"not_selected"}
+    assert result.kept["agreement"].to_list() == [1.0] * result.kept.height
+    assert (result.kept["margin"] > 0).all()
+
+
+def test_ties_and_unreadable_verdicts_are_never_paired():
+    prompts, candidates = demo_tables(n_prompts=1)
+    pid = prompts["prompt_id"][0]
+    rows = judgments([
+        ("j", pid, "p0c0", "p0c1", "ab", "a", None, None), ("j", pid, "p0c0", "p0c1", "ba", "b", None, None),
+        ("j", pid, "p0c0", "p0c2", "ab", "tie", 5, 5), ("j", pid, "p0c0", "p0c2", "ba", "tie", 5, 5),
+        ("j", pid, "p0c1", "p0c2", "ab", None, None, None), ("j", pid, "p0c1", "p0c2", "ba", None, None, None),
+    ])
+    result = pair(rows, PanelSpec(pairing="all_pairs"), candidates=candidates, prompts=prompts)
+    assert result.kept.height == 0
+    assert sorted(result.dropped["reason"]) == ["judge_unparsed", "panel_tie", "position_inconsistent"]
+
+
+def test_gold_rows_never_become_pairs():
+    prompts, candidates = demo_tables(n_prompts=1)
+    pid = prompts["prompt_id"][0]
+    rows = judgments([("j", pid, "p0c0", "p0c1", None, "a", None, None)]).with_columns(pl.lit(True).alias("gold"))
+    result = pair(rows, PanelSpec(), candidates=candidates, prompts=prompts)
+    assert result.kept.height == 0 and result.dropped.height == 0
