@@ -23,10 +23,11 @@ from prefdata.io.sources import iter_raw
 from validators.catalogue import run_checks
 from validators.inputs import Inputs
 from validators.result import Report
-from validators.stamp import docs_path, write_stamp
+from validators.stamp import PREFDATA_DATA, docs_path, write_stamp
 from validators.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
+SPLIT = "split"  # a column written by curation's split step: rows of every split, checked for leakage
 MANIFEST = "manifest.json"
 
 
@@ -86,6 +87,18 @@ def raw_column(source: str | Path, column: str, dropped: pl.DataFrame, split: st
     return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
 
 
+def input_fields(data: str | Path, split: str | None = None) -> set[str]:
+    """The field names of the input records (from the Parquet schema, or the first record)."""
+    path = Path(data)
+    parquet = path / PREFDATA_DATA if path.is_dir() else path
+    if parquet.is_file() and parquet.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return set(pq.read_schema(parquet).names)
+    first = next(iter_raw(data, split=split), None)
+    return set(first.data) if first is not None and first.data else set()
+
+
 def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | None = None,
                    tokenizer: Any = None, max_length: int | None = None, test: pl.DataFrame | None = None,
                    judgments: pl.DataFrame | None = None, read_dropped: pl.DataFrame | None = None,
@@ -132,8 +145,11 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
     judgments = pl.read_parquet(path / JUDGMENTS) if path.is_dir() and (path / JUDGMENTS).is_file() else None
     test_frame = read_dataset(test, on_error="skip").frame if test is not None else None
     frame = result.frame
-    if category is not None:
-        frame = frame.with_columns(raw_column(data, category, result.dropped, split).alias(category))
+    fields = input_fields(data, split)
+    if category is not None and category not in fields:
+        raise PrefdataError(f"{data}: no field {category!r} for --category (fields: {', '.join(sorted(fields))})")
+    for column in {c for c in (category, SPLIT) if c in fields}:  # fields the canonical table does not keep
+        frame = frame.with_columns(raw_column(data, column, result.dropped, split).alias(column))
     report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
                             test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,
                             examples=examples, data=str(data), content_fingerprint=fingerprint(result.frame),

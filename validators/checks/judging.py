@@ -15,8 +15,8 @@ def judge_parse_failures(inp: Inputs) -> CheckResult:
     j = inp.judgments
     failed = j.filter(~pl.col("parse_ok").fill_null(False))
     rate = failed.height / j.height if j.height else 0.0
-    examples = [{"prompt_id": r["prompt_id"], "judge": r["judge"], "raw": (r["raw"] or "")[:160],
-                 "error": r["error"]} for r in failed.head(inp.examples).iter_rows(named=True)]
+    examples = [{"prompt_id": r.get("prompt_id"), "judge": r.get("judge"), "raw": (r.get("raw") or "")[:160],
+                 "error": r.get("error")} for r in failed.head(inp.examples).iter_rows(named=True)]
     return CheckResult("judge_parse_failures", "warning", rate <= limit, round(rate, 4), f"<= {limit}",
                        f"{failed.height} of {j.height} verdicts could not be read", examples=examples)
 
