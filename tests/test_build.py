@@ -51,10 +51,28 @@ def test_every_stage_accounts_for_its_rows(built):
     assert manifest["spec"]["name"] == "prefdata-quickstart" and "torch" in manifest["versions"]
 
 
+def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
+    work, _, _ = built
+    judging = json.loads((work / "first" / "manifest.json").read_text())["judging"]
+    pairwise, rubric = judging["judges"]["smol-pairwise"], judging["judges"]["smol-rubric"]
+    assert pairwise["swapped_comparisons"] > 0 and 0 <= pairwise["position_consistency"] <= 1
+    assert rubric["position_consistency"] is None  # pointwise: no order shown
+    for figures in (pairwise, rubric):
+        assert figures["gold_items"] == 4 and 0 <= figures["gold_accuracy"] <= 1
+        assert 0 <= figures["parse_failure_rate"] <= 1
+    matrix = judging["agreement"]
+    assert set(matrix) == {"smol-pairwise", "smol-rubric"} and matrix["smol-pairwise"]["smol-rubric"]["items"] > 0
+    scores = pl.read_parquet(work / "first" / "scores.parquet")
+    assert set(scores["judge"]) == {"smol-rubric"} and scores["raw"].null_count() == 0
+    card = (work / "first" / "README.md").read_text()
+    assert "position consistency" in card and "Agreement between judges" in card and "gold accuracy" in card
+
+
 def test_judgments_are_parsed_not_executed(built):
     work, _, _ = built
     judgments = pl.read_parquet(work / "first" / "judgments.parquet")
-    assert judgments["raw"].null_count() == 0
+    assert judgments.filter(pl.col("error").is_null())["raw"].null_count() == 0
+    assert set(judgments["order"].drop_nulls()) == {"ab", "ba"} and judgments["gold"].sum() > 0
     assert set(judgments.filter("parse_ok")["winner"]) <= {"a", "b", "tie"}
     data = pl.read_parquet(work / "first" / "data.parquet")
     assert data.filter(pl.col("chosen") == pl.col("rejected")).height == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from prefdata.backends import Backend, ChatRequest, run_requests
@@ -48,8 +48,7 @@ def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[s
             asked[i].texts.append(text)
             if not readable(text):
                 follow = current[i].messages + (("assistant", text), ("user", CORRECTION))
-                current[i] = ChatRequest(follow, params=current[i].params, prefill=current[i].prefill,
-                                         sample=current[i].sample)
+                current[i] = replace(current[i], messages=follow)
                 still.append(i)
         pending = still
     return asked

@@ -43,7 +43,8 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
         for order in orders(row["a_id"], row["b_id"], config.swap):
             first, second = (row["a_text"], row["b_text"]) if order == "ab" else (row["b_text"], row["a_text"])
             messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt)
-            requests.append(ChatRequest.of(messages, params=params, prefill=judge_prompts.PAIRWISE_PREFILL))
+            requests.append(ChatRequest.of(messages, params=params, **judge_prompts.shape(
+                backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL)))
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})
     readable = lambda text: parse_verdict(text).winner is not None  # noqa: E731
     for row, asked in zip(rows, ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")):

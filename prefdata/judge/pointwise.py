@@ -27,9 +27,9 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
     """`candidates` with `prompt`: one rubric score per candidate (the SCORES table)."""
     aspects, scale = config.rubric.aspects, config.rubric.scale
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
-    prefill = judge_prompts.pointwise_prefill(aspects)
-    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt), params=params,
-                               prefill=prefill)
+    shape = judge_prompts.shape(backend.name, judge_prompts.score_schema(aspects),
+                                judge_prompts.pointwise_prefill(aspects))
+    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt), params=params, **shape)
                 for p, text in candidates.select("prompt", "response").iter_rows()]
     in_range = lambda text: (s := parse_score(text, aspects).score) is not None and 1 <= s <= scale  # noqa: E731
     rows = []

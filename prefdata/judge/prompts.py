@@ -93,3 +93,30 @@ def pointwise_prefill(aspects: list[str]) -> str:
 
 CORRECTION = ("Your reply could not be read as the JSON object asked for. Reply again with only that JSON object, "
               "nothing else.")
+
+
+# Structured output: backends with a native mechanism (OpenAI response_format, Anthropic forced tool use,
+# vLLM guided decoding) get the schema; local transformers models get the prefill instead.
+NATIVE_STRUCTURED = {"openai", "anthropic", "vllm"}
+
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]}, "score_a": {"type": "number"},
+                   "score_b": {"type": "number"}, "rationale": {"type": "string"}},
+    "required": ["winner", "score_a", "score_b", "rationale"],
+    "additionalProperties": False,
+}
+
+
+def score_schema(aspects: list[str]) -> dict:
+    scores = {"type": "object", "properties": {a: {"type": "number"} for a in aspects}, "required": list(aspects),
+              "additionalProperties": False}
+    return {"type": "object", "properties": {"scores": scores, "rationale": {"type": "string"}},
+            "required": ["scores", "rationale"], "additionalProperties": False}
+
+
+def shape(backend_name: str, schema: dict, prefill: str) -> dict:
+    """ChatRequest keyword arguments that ask for a JSON answer the way this backend does best."""
+    if backend_name in NATIVE_STRUCTURED:
+        return {"json_schema": schema}
+    return {"prefill": prefill}
