@@ -115,3 +115,23 @@ def test_gold_rows_never_become_pairs():
     rows = judgments([("j", pid, "p0c0", "p0c1", None, "a", None, None)]).with_columns(pl.lit(True).alias("gold"))
     result = pair(rows, PanelSpec(), candidates=candidates, prompts=prompts)
     assert result.kept.height == 0 and result.dropped.height == 0
+
+
+def test_judge_report_gold_accuracy_consistency_and_drop():
+    from prefdata.judge.report import judge_report
+    from prefdata.spec import GoldSpec
+
+    gold = [("good", "gold:1", "c", "r", o, w, None, None) for o, w in (("ab", "a"), ("ba", "a"))] + \
+           [("bad", "gold:1", "c", "r", o, w, None, None) for o, w in (("ab", "b"), ("ba", "b"))] + \
+           [("good", "gold:2", "c2", "r2", o, "a", None, None) for o in ("ab", "ba")] + \
+           [("bad", "gold:2", "c2", "r2", o, w, None, None) for o, w in (("ab", "a"), ("ba", None))]
+    regular = [("good", "p", "x", "y", "ab", "a", 8, 2), ("good", "p", "x", "y", "ba", "b", 3, 7),
+               ("bad", "p", "x", "y", "ab", "a", 9, 1), ("bad", "p", "x", "y", "ba", "a", 9, 1)]
+    rows = judgments(gold + regular).with_columns(pl.col("prompt_id").str.starts_with("gold:").alias("gold"))
+    report = judge_report(rows, "tie", GoldSpec(path="g.jsonl", min_accuracy=0.75, action="drop"))
+    good, bad = report["judges"]["good"], report["judges"]["bad"]
+    assert (good["gold_accuracy"], bad["gold_accuracy"]) == (1.0, 0.5)
+    assert (good["position_consistency"], bad["position_consistency"]) == (pytest.approx(2 / 3, abs=1e-4), 1.0)
+    assert bad["parse_failure_rate"] == pytest.approx(1 / 6, abs=1e-4) and good["parse_failure_rate"] == 0
+    assert report["dropped_judges"] == ["bad"] and bad["flagged"] and not good["flagged"]
+    assert report["agreement"]["good"]["bad"]["items"] == 1
