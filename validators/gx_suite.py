@@ -121,6 +121,7 @@ def run_suite(inp: Inputs, report: Report, docs: Path) -> dict[str, Any]:
     the failed expectations."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -145,18 +146,18 @@ def run_suite(inp: Inputs, report: Report, docs: Path) -> dict[str, Any]:
         expectations = []
         for name, _, _, low, high in figures:
             expectations.append((name, gxe.ExpectColumnValuesToBeBetween(
-                column="value", min_value=low, max_value=high, row_condition=f'name=="{name}"',
-                condition_parser="pandas")))
+                column="value", min_value=low, max_value=high, row_condition=Column("name") == name)))
         figure_suite = _suite(gx, context, f"{SUITE}-figures", expectations, by_name)
         runs.append(_run(gx, context, source, "figures", figure_suite, table.to_pandas()))
     pages = context.build_data_docs(site_names=[SITE])
     _label_status_icons(docs)
-    failed = [{"check": r.expectation_config.meta.get("check"), "expectation": r.expectation_config.type,
-               "severity": r.expectation_config.meta.get("severity")}
-              for run in runs for r in run.results if not r.success]
-    errors = [f for f in failed if f["severity"] == "error"]
-    return {"success": not errors, "all_met": all(run.success for run in runs), "index": str(docs / "index.html"),
-            "url": pages.get(SITE), "expectations": sum(len(run.results) for run in runs), "failed": failed}
+    results = [{"check": r.expectation_config.meta.get("check"), "expectation": r.expectation_config.type,
+                "severity": r.expectation_config.meta.get("severity"), "success": bool(r.success)}
+               for run in runs for r in run.results]
+    failed = [r for r in results if not r["success"]]
+    return {"success": not any(r["severity"] == "error" for r in failed), "all_met": not failed,
+            "index": str(docs / "index.html"), "url": pages.get(SITE), "expectations": len(results),
+            "failed": [r["check"] for r in failed], "results": results}
 
 
 # Data Docs draw pass/fail as Font Awesome icons from a CDN: offline (where datasets often are) the

@@ -52,6 +52,6 @@ def print_report(report: Report, console: Any = None) -> None:
     verdict = "[green]passed[/green]" if report.passed else f"[red]failed[/red] ({errors} error checks)"
     console.print(f"validation {verdict}, {report.warnings} warnings")
     if report.gx is not None:
-        met = "all met" if report.gx["all_met"] else f"{len(report.gx['failed'])} not met"
+        met = "all met" if report.gx["all_met"] else f"not met: {', '.join(report.gx['failed'])}"
         console.print(f"Great Expectations: {report.gx['expectations']} expectations, {met}; "
                       f"Data Docs: {report.gx['index']}", highlight=False)
