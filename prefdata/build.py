@@ -20,7 +20,7 @@ from prefdata.context import Context
 from prefdata.curate import run_step
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
-from prefdata.generate import generate
+from prefdata.generate import generate, generators
 from prefdata.io import read_dataset, write_table
 from prefdata.judge.pairwise import judge
 from prefdata.pair import pair
@@ -85,7 +85,10 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     from prefdata.backends.embedded import home
 
     cache = RequestCache(spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite")
-    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet)
+    from prefdata.backends.cost import Meter, price_table
+
+    meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
+    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
     counts: dict[str, dict] = {}
     try:
         sources = read_prompts(spec)
@@ -93,7 +96,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         prompts = sources.kept
 
         generated = generate(prompts, spec.generate, ctx)
-        _count(counts, "generate", prompts.height * spec.generate.n, generated)
+        _count(counts, "generate", prompts.height * spec.generate.n * len(generators(spec.generate)), generated)
 
         judged = judge(generated.kept, spec.judge, ctx, prompts=prompts)
         compared = judged.kept.select("a_id", "b_id").unique().height
@@ -130,6 +133,7 @@ def _write(spec: Spec, out: Path, data: pl.DataFrame, dropped: pl.DataFrame, can
         "judge": {"parse_ok_rate": round(float(judgments["parse_ok"].mean() or 0.0), 4),
                   "verdicts": judgments.height},
         "tokens": ctx.tokens,
+        "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.model_dump(mode="json"),
         "versions": _versions(),

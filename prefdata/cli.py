@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The embedded default model (SmolLM2-135M-Instruct), offline.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+cache_app = typer.Typer(help="The request cache: every finished LLM answer, kept so nothing is paid twice.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 _state = {"debug": False}
 
@@ -122,11 +125,18 @@ def build(
     spec: Path = typer.Argument(..., help="The build spec (YAML)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Dataset folder (default: the spec's)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ignore the request cache (still writes to it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Estimate requests, tokens and cost; send nothing."),
+    as_json: bool = typer.Option(False, "--json", help="With --dry-run: print JSON for machines."),
 ) -> None:
     """Run a build: prompts -> candidates -> judgments -> pairs -> curated dataset folder."""
     from prefdata.build import build as run_build
     from prefdata.spec import load_spec
 
+    if dry_run:
+        from prefdata.dryrun import estimate
+
+        _print_estimate(estimate(load_spec(spec)), as_json)
+        return
     result = run_build(load_spec(spec), output=output, use_cache=not no_cache)
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
          f"dropped.parquet)")
@@ -137,10 +147,73 @@ from validators.cli import validate as _validate  # noqa: E402 (imports only typ
 app.command("validate")(_validate)
 
 
+def _print_estimate(found: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dry run: {found['prompts']} prompts (output tokens and USD are upper bounds)")
+    for column in ("stage", "model", "requests", "cached", "tokens_in", "tokens_out_max", "usd_max"):
+        table.add_column(column)
+    for line in found["lines"]:
+        usd = "unknown price" if line["usd_max"] is None else f"${line['usd_max']:.4f}"
+        table.add_row(line["stage"], f"{line['backend']}:{line['model']}", str(line["requests"]),
+                      str(line["cached"]), f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
+    Console().print(table)
+    budget = f" (max_cost ${found['max_cost']:.2f})" if found["max_cost"] else ""
+    typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}")
+
+
+def _cache(path: Optional[Path]):
+    from prefdata.backends import RequestCache
+    from prefdata.backends.embedded import home
+
+    return RequestCache(path or home() / "cache" / "requests.sqlite")
+
+
+CACHE_HELP = "Cache file (default: PREFDATA_HOME/cache/requests.sqlite; a spec's `cache:` names another)."
+
+
+@cache_app.command("stats")
+def cache_stats(
+    path: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Answers, tokens and size of the request cache, per backend and model."""
+    cache = _cache(path)
+    try:
+        found = cache.stats()
+    finally:
+        cache.close()
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    typer.echo(f"{found['path']}: {found['responses']} answers, {found['bytes'] / 1e6:.1f} MB")
+    for m in found["models"]:
+        typer.echo(f"  {m['backend']}:{m['model']}: {m['responses']} answers, {m['tokens_in']:,} tokens in, "
+                   f"{m['tokens_out']:,} out")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    path: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+    model: Optional[str] = typer.Option(None, help="Only this model's answers."),
+    backend: Optional[str] = typer.Option(None, help="Only this backend's answers (openai, anthropic, ...)."),
+) -> None:
+    """Delete cached answers (all, or one model's): the next build asks again, and pays again."""
+    cache = _cache(path)
+    try:
+        removed = cache.clear(backend=backend, model=model)
+    finally:
+        cache.close()
+    _err(f"{removed} cached answers removed from {cache.path}")
+
+
 from prefdata.commands.curate import register as _register_curate  # noqa: E402  dedupe, filter, length-bias, split
 
 _register_curate(app)
-
 
 def main() -> None:
     import click

@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 
 from prefdata.backends.base import Backend
 from prefdata.backends.cache import RequestCache
+from prefdata.backends.cost import Meter
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Context:
     quiet: bool = False
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tokens in/out
     backends: dict[str, Backend] = field(default_factory=dict)
+    meter: Meter = field(default_factory=Meter)  # tokens and cost per model; `max_cost` stops new requests
 
     def backend(self, spec) -> Backend:
         """The backend a `BackendSpec` names, made once per run (a local model loads once)."""
@@ -25,6 +27,7 @@ class Context:
             from prefdata.backends import make_backend
 
             self.backends[key] = make_backend(spec)
+            self.backends[key].meter = self.meter  # run_requests meters every answer of this backend
         return self.backends[key]
 
     @contextmanager
@@ -37,10 +40,10 @@ class Context:
             TimeRemainingColumn
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn())
+                   TimeRemainingColumn(), TextColumn("{task.fields[cost]}"))
         with Progress(*columns) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+            task = bar.add_task(description, total=total, cost=self.meter.line())
+            yield lambda n: bar.update(task, advance=n, cost=self.meter.line())
 
     def count_tokens(self, model: str, tokens_in: int, tokens_out: int) -> None:
         used = self.tokens.setdefault(model, {"tokens_in": 0, "tokens_out": 0})

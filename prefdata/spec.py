@@ -20,16 +20,38 @@ class Strict(BaseModel):
 
 
 class BackendSpec(Strict):
-    kind: Literal["embedded", "transformers"] = Field(
-        "embedded", description="embedded: SmolLM2-135M-Instruct, offline. transformers: any local or Hub model.")
-    model: str | None = Field(None, description="Model id or folder (transformers only).")
+    kind: Literal["embedded", "transformers", "openai", "anthropic", "vllm"] = Field(
+        "embedded", description="embedded: SmolLM2-135M-Instruct, offline. transformers: any local or Hub model. "
+                                "openai: OpenAI or any OpenAI-compatible server (base_url). anthropic: the "
+                                "Messages API. vllm: offline vllm.LLM on GPUs.")
+    model: str | None = Field(None, description="Model id or folder (all kinds but embedded).")
     batch_size: int = Field(8, ge=1, description="Requests per batch; each batch is cached before the next.")
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ... (transformers, embedded)")
+    base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8000/v1 (openai, anthropic).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (default "
+                                                      "OPENAI_API_KEY / ANTHROPIC_API_KEY). Keys never go in a spec.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (openai, anthropic).")
+    rpm: float | None = Field(None, gt=0, description="Client-side limit: requests per minute.")
+    tpm: float | None = Field(None, gt=0, description="Client-side limit: tokens per minute (estimated).")
+    timeout_s: float = Field(60, gt=0, description="Timeout of one HTTP request, in seconds.")
+    max_attempts: int = Field(6, ge=1, description="Tries per request on 429, 5xx, timeouts and connection errors.")
+    retry_initial_s: float = Field(1.0, ge=0, description="First backoff wait; doubles each retry, with jitter.")
+    retry_max_s: float = Field(60.0, ge=0, description="Longest wait between tries (Retry-After included).")
+    schema_retries: int = Field(2, ge=0, le=5, description="Re-asks when an answer does not match its JSON schema.")
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for vllm.LLM (vllm).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_spec(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError("a key never goes in a spec: put it in an environment variable and name that "
+                             "variable with api_key_env")
+        return data
 
     @model_validator(mode="after")
     def _model_for_transformers(self) -> "BackendSpec":
-        if self.kind == "transformers" and not self.model:
-            raise ValueError("kind 'transformers' needs 'model'")
+        if self.kind != "embedded" and not self.model:
+            raise ValueError(f"kind {self.kind!r} needs 'model'")
         return self
 
 
@@ -38,6 +60,11 @@ class SourceSpec(Strict):
     format: str | None = Field(None, description="Input format; detected when omitted.")
     split: str | None = Field(None, description="Split of a dataset folder or Hub dataset.")
     limit: int | None = Field(None, ge=1, description="Read at most this many prompts.")
+
+
+class ContrastSpec(Strict):
+    good: str = Field(description="System prompt of the even samples.")
+    bad: str = Field(description="System prompt of the odd samples.")
 
 
 class GenerateSpec(Strict):
@@ -49,6 +76,10 @@ class GenerateSpec(Strict):
     max_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
     system_prompt: str | None = Field(None, description="System message put before every prompt.")
     seed: int = 0
+    backends: list[BackendSpec] = Field(default_factory=list, description="Several generator models; each "
+                                        "writes n candidates per prompt (default: `backend` alone).")
+    contrast: ContrastSpec | None = Field(None, description="Alternate a good and a bad system prompt across "
+                                                            "the n samples.")
 
 
 class JudgeSpec(Strict):
@@ -61,6 +92,11 @@ class JudgeSpec(Strict):
 class OutputSpec(Strict):
     dir: str = Field("out", description="Dataset folder to write.")
     form: Literal["conversational", "standard"] = "conversational"
+
+
+class PriceSpec(Strict):
+    input: float = Field(ge=0, description="USD per 1M input tokens.")
+    output: float = Field(ge=0, description="USD per 1M output tokens.")
 
 
 class Spec(Strict):
@@ -76,6 +112,10 @@ class Spec(Strict):
     _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
     output: OutputSpec = Field(default_factory=OutputSpec)
     cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
+    prices: dict[str, PriceSpec] = Field(default_factory=dict,
+                                         description="USD per 1M tokens per model; overrides the built-in table.")
+    max_cost: float | None = Field(None, gt=0, description="Stop sending requests once this many USD are spent; "
+                                                           "everything finished so far is kept.")
     base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")
 
     def resolve(self, path: str) -> Path:
