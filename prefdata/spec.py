@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
+from validators.thresholds import Thresholds
 
 
 class Strict(BaseModel):
@@ -111,6 +112,8 @@ class Spec(Strict):
                     "(a name, or a mapping with `step:` and options; see prefdata.curate.config).")
     _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    validation: Thresholds = Field(default_factory=Thresholds,
+                                   description="Thresholds of `prefdata validate` (validators.thresholds).")
     cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
     prices: dict[str, PriceSpec] = Field(default_factory=dict,
                                          description="USD per 1M tokens per model; overrides the built-in table.")
