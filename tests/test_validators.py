@@ -164,9 +164,11 @@ def test_margin_share_below_the_minimum():
 
 
 def test_margin_minimum_comes_from_the_spec_curation_filter():
-    spec = {"curate": [{"step": "dedupe"}, {"step": "filter", "min_margin": 2.5}], "validate": {"min_pairs": 10}}
+    spec = {"curate": [{"step": "dedupe"}, {"step": "filter", "min_margin": 2.5}],
+            "validation": {"min_pairs": 10, "max_category_share": 0.9}}
     limits = make_thresholds(spec_thresholds(spec), {"min_pairs": 20})
-    assert limits.min_margin == 2.5 and limits.min_pairs == 20  # the command line wins over the spec
+    assert limits.min_margin == 2.5 and limits.max_category_share == 0.9
+    assert limits.min_pairs == 20  # the command line wins over the spec
 
 
 def test_size_warns_under_the_minimum(dpo, clean):

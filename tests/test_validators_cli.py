@@ -48,6 +48,22 @@ def test_thresholds_from_the_command_line_change_the_verdict(tmp_path):
     assert next(c for c in found["checks"] if c["name"] == "chosen_differs")["value"] == 1
 
 
+def test_thresholds_from_a_spec_file(tmp_path):
+    records = pair_records(40, scores=True)  # margins 1, 2 or 3
+    data = write_jsonl(records, tmp_path / "pairs.jsonl")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: demo\nsources: [{path: pairs.jsonl}]\ncurate: [dedupe, {step: filter, min_margin: 3}]\n"
+                    "validation:\n  min_pairs: 40\n  max_low_margin_share: 0.5\n")
+    found = json.loads(run_cli("validate", data, "--json", "--no-stamp", "--spec", spec).stdout)
+    checks = {c["name"]: c for c in found["checks"]}
+    assert found["settings"]["thresholds"]["min_margin"] == 3 and checks["size"]["passed"]
+    below = sum(r["chosen_score"] - r["rejected_score"] < 3 for r in records) / 40
+    assert checks["margin"]["value"] == round(below, 4) and checks["margin"]["passed"] == (below <= 0.5)
+    spec.write_text(spec.read_text() + "  min_pairz: 3\n")
+    done = run_cli("validate", data, "--no-stamp", "--spec", spec)
+    assert done.returncode == 2 and "validation.min_pairz" in done.stderr
+
+
 def test_category_and_test_split_options(tmp_path):
     records = pair_records(60)
     for i, r in enumerate(records):

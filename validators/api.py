@@ -46,10 +46,10 @@ def _find(tree: Any, key: str) -> Any:
 
 
 def spec_thresholds(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """A spec's `validate:` section, and the curation's `min_margin` when the section does not set one."""
+    """A spec's `validation:` section, and the curation's `min_margin` when the section does not set one."""
     if not spec:
         return {}
-    out = dict(spec.get("validate") or {})
+    out = dict(spec.get("validation") or {})
     if out.get("min_margin") is None and (margin := _find(spec.get("curate"), "min_margin")) is not None:
         out["min_margin"] = margin
     return out
@@ -134,7 +134,7 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
              category: str | None = None, examples: int = 3, stamp: bool = True, gx: bool = False) -> Report:
     """Validate the dataset at `data` (file, dataset folder or Hub id).
 
-    Thresholds: the defaults, then the spec's `validate:` section (`spec`, or the build's own spec in
+    Thresholds: the defaults, then the spec's `validation:` section (`spec`, or the build's own spec in
     a prefdata dataset folder's manifest), then `thresholds`. Unreadable records are not fatal: they
     fail the `schema` / `empty_text` checks. With `stamp`, `validation.json` is written beside the data;
     with `gx`, the Great Expectations suite runs too and its Data Docs are written beside the data.

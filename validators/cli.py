@@ -24,7 +24,7 @@ def validate(
     split: Optional[str] = typer.Option(None, help="Split to read from a dataset folder or Hub id."),
     test: Optional[str] = typer.Option(None, "--test", help="A held-out split to check for prompt leakage."),
     category: Optional[str] = typer.Option(None, "--category", help="Input field holding each prompt's category."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="Take thresholds from this spec's `validate:` "
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Take thresholds from this spec's `validation:` "
                                         "section (default: the build's spec in a dataset folder)."),
     settings: List[str] = typer.Option([], "--set", help="A threshold, NAME=VALUE (repeatable), e.g. "
                                        "--set min_pairs=200."),

@@ -1,4 +1,4 @@
-"""Thresholds of the check catalogue: defaults here, overridden by a spec's `validate:` section or the CLI.
+"""Thresholds of the check catalogue: defaults here, overridden by a spec's `validation:` section or the CLI.
 
 Only Pydantic is imported, so that a spec can hold these without importing Polars.
 """
