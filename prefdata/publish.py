@@ -1,0 +1,91 @@
+"""Publishing a dataset folder to the Hugging Face Hub (`prefdata push`).
+
+The folder that goes up is staged first, so it can be checked without the Hub: Parquet files per split
+under `data/` (what `datasets.load_dataset` reads), the card (`README.md`, whose `configs` metadata names
+the splits), its plots, `manifest.json`, and the validation stamp so that `align train` can check the
+data after download. The token comes from the environment (`HF_TOKEN`, or the variable named), never
+from an argument that would land in shell history or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from prefdata.errors import PrefdataError
+
+SIDE_FILES = ("manifest.json", "validation.json", "margins.png", "length_diff.png", "length_bias.png")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _splits(folder: Path) -> dict[str, pl.DataFrame]:
+    """train (and test) tables: a `split` column splits `data.parquet`; `train.parquet` / `test.parquet`
+    files are taken as they are."""
+    files = {name: folder / f"{name}.parquet" for name in ("train", "test") if (folder / f"{name}.parquet").is_file()}
+    if files:
+        return {name: pl.read_parquet(path) for name, path in files.items()}
+    data = folder / "data.parquet"
+    if not data.is_file():
+        raise PrefdataError(f"{folder}: no data.parquet (or train.parquet) to publish")
+    frame = pl.read_parquet(data)
+    if "split" in frame.columns:
+        return {str(name): part.drop("split") for (name,), part in frame.group_by("split", maintain_order=True)}
+    return {"train": frame}
+
+
+def _card(folder: Path, splits: list[str]) -> str:
+    """The folder's card with `configs` metadata pointing at the staged split files."""
+    source = folder / "README.md"
+    text = source.read_text(encoding="utf-8") if source.is_file() else f"# {folder.name}\n"
+    meta, body = {}, text
+    if text.startswith("---\n"):
+        _, head, body = text.split("---\n", 2)
+        meta = yaml.safe_load(head) or {}
+    meta["configs"] = [{"config_name": "default",
+                        "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body.lstrip("\n")
+
+
+def stage_upload(folder: str | Path, target: str | Path) -> Path:
+    """Lay out exactly what would be uploaded, in `target`."""
+    folder, target = Path(folder), Path(target)
+    splits = _splits(folder)
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "data").mkdir(parents=True)
+    for name, frame in splits.items():
+        frame.write_parquet(target / "data" / f"{name}-00000-of-00001.parquet")
+    for side in SIDE_FILES:
+        if (folder / side).is_file():
+            shutil.copy2(folder / side, target / side)
+    (target / "README.md").write_text(_card(folder, list(splits)), encoding="utf-8")
+    return target
+
+
+def push(folder: str | Path, repo_id: str, *, private: bool = False, token_env: str = "HF_TOKEN",
+         endpoint: str | None = None, message: str = "Upload preference dataset with prefdata") -> str:
+    """Stage `folder` and upload it as a dataset repo; returns the commit URL."""
+    if not REPO_ID.match(repo_id):
+        raise PrefdataError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
+    token = os.environ.get(token_env)
+    if not token:
+        raise PrefdataError(f"set the {token_env} environment variable to a Hugging Face token with write access")
+    from huggingface_hub import HfApi
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = stage_upload(folder, Path(tmp) / "upload")
+        api = HfApi(token=token, endpoint=endpoint or os.environ.get("HF_ENDPOINT"))
+        try:
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            info = api.upload_folder(folder_path=str(staged), repo_id=repo_id, repo_type="dataset",
+                                     commit_message=message)
+        except Exception as exc:  # the hub client raises many types; the message names the cause
+            raise PrefdataError(f"upload to {repo_id} failed: {type(exc).__name__}: {exc}") from None
+    return str(getattr(info, "commit_url", info))
