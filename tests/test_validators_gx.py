@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -44,14 +46,17 @@ def test_gx_agrees_with_the_catalogue_on_real_pairs(tmp_path, embedded_model):
     assert check_stamp(data).state == "valid" or not report.passed  # the docs folder is not part of the data
 
 
-def test_gx_fails_an_error_check_on_planted_data(tmp_path):
+def test_gx_fails_an_error_check_on_planted_data(tmp_path, monkeypatch):
     from prefdata.io import write_table
 
     records = pair_records(150)
     records[3]["rejected"] = records[3]["chosen"]
-    data = write_table(to_frame(records), tmp_path / "set" / "data.parquet").parent
+    write_table(to_frame(records), tmp_path / "set" / "data.parquet")
+    monkeypatch.chdir(tmp_path)
+    data = Path("set")  # a relative path, as people type it
     report = validate(data, gx=True, thresholds={"min_pairs": 100})
     assert not report.passed and not report.gx["success"]
     assert report.gx["failed"] == ["chosen_differs"]
     assert (data / "validation_docs" / "index.html").is_file()
     assert check_stamp(data).state == "failed"
+    assert json.loads((data / "validation.json").read_text())["gx"]["failed"] == ["chosen_differs"]

@@ -128,6 +128,7 @@ def run_suite(inp: Inputs, report: Report, docs: Path) -> dict[str, Any]:
         ProgressBarsConfig,
     )
 
+    docs = docs.resolve()  # GX's file store takes absolute paths only
     docs.mkdir(parents=True, exist_ok=True)
     config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(), analytics_enabled=False,
                                progress_bars=ProgressBarsConfig(globally=False), data_docs_sites={SITE: _site(docs)})

@@ -32,7 +32,10 @@ def print_report(report: Report, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+
+    # Piped output gets a readable width instead of rich's 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 132)
     table = Table(title=f"{report.data} ({report.kind}, {report.rows} rows)")
     table.add_column("check", no_wrap=True)
     table.add_column("result", no_wrap=True)

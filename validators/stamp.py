@@ -93,6 +93,8 @@ def write_stamp(data: str | Path, report: Any, *, fmt: str | None = None) -> Pat
         "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "value", "threshold", "message",
                                                  "figures", "skipped")} for c in report.checks],
     }
+    if getattr(report, "gx", None):
+        body["gx"] = {k: report.gx[k] for k in ("success", "all_met", "expectations", "failed", "index")}
     path = stamp_path(data)
     path.write_text(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
