@@ -114,8 +114,9 @@ def test_concurrency_is_bounded_and_each_answer_is_committed(tmp_path):
                                                                                       for r in requests]))))
         assert all(a.error is None for a in answers)
         assert 1 < fake.max_inflight <= 3
-        # When the progress bar moves by one, that answer is already on disk.
-        assert seen == list(range(1, 10))
+        # When the progress bar moves by one, that answer is already on disk (answers arriving together
+        # are committed together, so the cache may be ahead of the bar, never behind it).
+        assert len(seen) == 9 and all(on_disk >= shown for shown, on_disk in enumerate(seen, start=1))
 
 
 def test_identical_requests_are_sent_once(server):

@@ -122,9 +122,10 @@ def run_requests(
             asked.add(key)
             todo.append(i)
 
-    def done(i: int, answer: ChatResponse) -> None:
+    def done(i: int, answer: ChatResponse, *, committed: bool = False) -> None:
         if cache is not None:  # committed before it counts as done
-            cache.put_many(backend.name, backend.model, [(keys[i], answer)])
+            if not committed:
+                cache.put_many(backend.name, backend.model, [(keys[i], answer)])
             cache.misses += 1
         if meter is not None and answer.reason != "max_cost_reached":
             meter.record(backend.name, backend.model, answer, cached=False)
@@ -135,7 +136,7 @@ def run_requests(
     if hasattr(backend, "acomplete"):
         from prefdata.backends.http import run_sync
 
-        run_sync(_run_concurrently(backend, requests, todo, done, meter))
+        run_sync(_run_concurrently(backend, requests, keys, todo, cache, done, meter))
     else:
         _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress)
     return [found[key] for key in keys]
@@ -159,16 +160,47 @@ def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress
             on_progress(len(batch))
 
 
-async def _run_concurrently(backend, requests, todo, done, meter) -> None:
+class _GroupCommit:
+    """Commits answers that arrive together in one transaction; each waits for its commit before it
+    counts as done. Under load this turns one SQLite commit per answer into one per handful."""
+
+    def __init__(self, cache: RequestCache, backend):
+        self.cache, self.backend = cache, backend
+        self.pending: list[tuple[str, ChatResponse, asyncio.Future]] = []
+        self.flushing = False
+
+    async def commit(self, key: str, answer: ChatResponse) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((key, answer, future))
+        if not self.flushing:
+            self.flushing = True
+            await asyncio.sleep(0)  # let the answers that are ready now join this transaction
+            batch, self.pending, self.flushing = self.pending, [], False
+            try:
+                self.cache.put_many(self.backend.name, self.backend.model, [(k, a) for k, a, _ in batch])
+            except Exception as exc:  # every waiter learns of it; none counts as done
+                for *_, waiter in batch:
+                    waiter.set_exception(exc)
+            else:
+                for *_, waiter in batch:
+                    waiter.set_result(None)
+        await future
+
+
+async def _run_concurrently(backend, requests, keys, todo, cache, done, meter) -> None:
     """`concurrency` workers take the next request in turn; each answer is committed as it arrives."""
     queue = iter(todo)
+    group = _GroupCommit(cache, backend) if cache is not None else None
 
     async def worker() -> None:
         for i in queue:  # a shared iterator: each index is taken by exactly one worker
             if meter is not None and meter.exhausted:
                 done(i, _refused(meter))
                 continue
-            done(i, await backend.acomplete(requests[i]))
+            answer = await backend.acomplete(requests[i])
+            if group is not None:
+                await group.commit(keys[i], answer)
+            done(i, answer, committed=True)
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, min(backend.concurrency, len(todo))))))
