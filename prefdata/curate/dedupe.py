@@ -29,7 +29,7 @@ def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
     config = config or DedupeConfig()
     keep = keep or config.keep
     columns = ("prompt",) if config.level == "prompt" else ("prompt", "chosen", "rejected")
-    keys = frame.select(*[key_hash(c).alias(c) for c in ("prompt", "chosen", "rejected")])
+    keys = pl.DataFrame({c: key_hash(frame, c) for c in ("prompt", "chosen", "rejected")})
     same = (keys["chosen"] == keys["rejected"]) if config.identical else pl.repeat(False, frame.height, eager=True)
     marked = frame.with_columns(pl.struct(keys.select(columns)).alias("_key"), same.alias("_same")).with_row_index(
         "_order")

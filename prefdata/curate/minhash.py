@@ -14,15 +14,16 @@ import numpy as np
 
 from prefdata.curate.shingles import PRIME, mix
 
-EMPTY = np.iinfo(np.uint64).max
+EMPTY = np.uint32(0xFFFFFFFF)  # values are 31-bit, so no value equals it
 
 
 def signatures(rows: np.ndarray, hashes: np.ndarray, n_rows: int, num_perm: int = 128) -> np.ndarray:
-    """(n_rows, num_perm) uint64 MinHash signatures; a row without shingles is all EMPTY."""
+    """(n_rows, num_perm) uint32 MinHash signatures; a row without shingles is all EMPTY."""
     k = np.uint64(num_perm)
     bins = ((hashes >> np.uint64(32)) * k) >> np.uint64(32)
-    flat = np.full(n_rows * num_perm, EMPTY, dtype=np.uint64)
-    np.minimum.at(flat, rows.astype(np.int64) * num_perm + bins.astype(np.int64), hashes & np.uint64(0xFFFFFFFF))
+    values = ((hashes >> np.uint64(1)) & np.uint64(0x7FFFFFFF)).astype(np.uint32)
+    flat = np.full(n_rows * num_perm, EMPTY, dtype=np.uint32)
+    np.minimum.at(flat, rows.astype(np.int64) * num_perm + bins.astype(np.int64), values)
     sig = flat.reshape(n_rows, num_perm)
     _densify(sig)
     return sig
@@ -32,18 +33,18 @@ def _densify(sig: np.ndarray, max_rounds: int = 4096) -> None:
     """Fill empty bins in place: bin j of a row takes the value of bin probe(j, t) for the first t
     where that bin is filled. The probe sequence is the same for every row, so equal sets stay equal."""
     todo = np.flatnonzero((sig == EMPTY).any(axis=1) & (sig != EMPTY).any(axis=1))
-    if todo.size == 0:
-        return
+    j = np.arange(sig.shape[1], dtype=np.uint64)
     own = sig[todo]
     filled = own.copy()
-    j = np.arange(sig.shape[1], dtype=np.uint64)
+    active = np.arange(len(todo))
     for t in range(1, max_rounds + 1):
-        missing = filled == EMPTY
-        if not missing.any():
+        active = active[(filled[active] == EMPTY).any(axis=1)]
+        if active.size == 0:
             break
         with np.errstate(over="ignore"):
             probe = (mix(j * PRIME + np.uint64(t)) % np.uint64(sig.shape[1])).astype(np.int64)
-        filled = np.where(missing, own[:, probe], filled)
+        rows = filled[active]
+        filled[active] = np.where(rows == EMPTY, own[active][:, probe], rows)
     sig[todo] = filled
 
 
@@ -68,7 +69,7 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
             block = sig[live, band * rows:(band + 1) * rows]
             key = np.zeros(len(live), dtype=np.uint64)
             for col in range(rows):
-                key = key * PRIME + block[:, col]
+                key = key * PRIME + block[:, col].astype(np.uint64)
             key = mix(key)
             order = np.argsort(key, kind="stable")
             same = key[order][1:] == key[order][:-1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -14,6 +16,7 @@ from prefdata.curate.shingles import Unit, shingle_hashes
 from prefdata.curate.text import all_text, pair_text
 
 STAGE = "near_dedupe"
+CHUNK = 1 << 13
 
 
 def near_duplicate_clusters(
@@ -36,22 +39,36 @@ def near_duplicate_clusters(
         return pl.Series("cluster", [], dtype=pl.Int64)
     if bands is None or rows is None:
         bands, rows = minhash.lsh_params(threshold, num_perm)
-    row_ids, hashes = shingle_hashes(texts, ngram, unit)
-    sig = minhash.signatures(row_ids, hashes, n, num_perm)
+    sig = _signatures(texts, ngram, unit, num_perm)
     pairs = minhash.candidate_pairs(sig, bands, rows)
     if verify == "signature" and len(pairs):
         pairs = pairs[minhash.estimated_jaccard(sig, pairs) >= threshold]
     elif verify == "exact" and len(pairs):
-        pairs = pairs[_exact(pairs, row_ids, hashes) >= threshold]
+        pairs = pairs[_exact(texts, pairs, ngram, unit) >= threshold]
     return pl.Series("cluster", minhash.components(n, pairs))
 
 
-def _exact(pairs: np.ndarray, row_ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """Exact Jaccard of candidate pairs, looking only at the shingles of rows that are candidates."""
-    involved = np.zeros(row_ids.max() + 1 if len(row_ids) else 0, dtype=bool)
-    involved[pairs.ravel()] = True
-    keep = involved[row_ids]
-    return minhash.exact_jaccard(pairs, row_ids[keep], hashes[keep])
+def _signatures(texts: pl.Series, ngram: int, unit: Unit, num_perm: int) -> np.ndarray:
+    """Signatures chunk by chunk: small chunks bound memory (and reuse it, which matters where fresh
+    pages are slow to fault in); Polars and numpy release the GIL, so threads share the cores."""
+    sig = np.empty((texts.len(), num_perm), dtype=np.uint32)
+
+    def work(start: int) -> None:
+        chunk = texts.slice(start, CHUNK)
+        row_ids, hashes = shingle_hashes(chunk, ngram, unit)
+        sig[start:start + chunk.len()] = minhash.signatures(row_ids, hashes, chunk.len(), num_perm)
+
+    starts = range(0, texts.len(), CHUNK)
+    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1, 8)) as pool:
+        list(pool.map(work, starts))
+    return sig
+
+
+def _exact(texts: pl.Series, pairs: np.ndarray, ngram: int, unit: Unit) -> np.ndarray:
+    """Exact Jaccard of candidate pairs, shingling again only the rows that are candidates."""
+    involved, local = np.unique(pairs, return_inverse=True)
+    row_ids, hashes = shingle_hashes(texts.gather(involved), ngram, unit)
+    return minhash.exact_jaccard(local.reshape(pairs.shape), row_ids, hashes)
 
 
 def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx=None) -> schema.StageResult:

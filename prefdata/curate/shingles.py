@@ -1,7 +1,8 @@
-"""Hashed n-gram shingles of many texts at once: Polars splits and hashes, numpy combines n-grams.
+"""Hashed n-gram shingles of many texts at once, with numpy over the texts' UTF-8 bytes (no per-row loop).
 
 Words for spaced scripts; characters for scripts written without spaces (Chinese, Japanese, Thai...),
-where a word split would make a whole paragraph one token. `auto` chooses per text.
+where a word split would make a whole paragraph one token. `auto` chooses per text. Text is
+lower-cased; whitespace (space, tab, newlines, no-break and ideographic spaces) separates words.
 """
 
 from __future__ import annotations
@@ -13,59 +14,141 @@ import polars as pl
 
 Unit = Literal["words", "chars", "auto"]
 NO_SPACE_SCRIPTS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}]"
+SPACES = ("\u00a0", "\u3000", "\u2009", "\u202f", "\u2028")
+MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 PRIME = np.uint64(0x100000001B3)
 M1, M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 def mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word."""
-    h = (h ^ (h >> np.uint64(30))) * M1
-    h = (h ^ (h >> np.uint64(27))) * M2
-    return h ^ (h >> np.uint64(31))
+    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word (in place on a copy)."""
+    h = np.array(h, dtype=np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(30)
+        h *= M1
+        h ^= h >> np.uint64(27)
+        h *= M2
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _utf8(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The lower-cased UTF-8 bytes of all texts end to end (16 zero bytes of padding), and row offsets."""
+    low = texts.fill_null("").str.to_lowercase()
+    for space in SPACES:  # multi-byte spaces (ASCII ones are split on directly)
+        if low.str.contains(space, literal=True).any():
+            low = low.str.replace_all(space, " ", literal=True)
+    arrow = low.rechunk().to_arrow()
+    _, offsets, data = arrow.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.empty(0, np.uint8)
+    return np.concatenate([raw, np.zeros(16, dtype=np.uint8)]), offsets - offsets[0]
+
+
+def _no_space_script(data: np.ndarray) -> np.ndarray:
+    """Bytes that start a character of a script written without spaces: CJK and kana (UTF-8 lead bytes
+    E3-E9), Thai, Lao, Tibetan (E0 B8-BF), Myanmar and Khmer (E1 80-82, E1 9E-9F)."""
+    lead, nxt = data[:-1], data[1:]
+    return np.concatenate([((lead >= 0xE3) & (lead <= 0xE9)) | ((lead == 0xE0) & (nxt >= 0xB8) & (nxt <= 0xBF))
+                           | ((lead == 0xE1) & (((nxt >= 0x80) & (nxt <= 0x82)) | (nxt == 0x9E) | (nxt == 0x9F))),
+                           [False]])
+
+
+def _per_row(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """How many of the (sorted) byte positions fall in each row."""
+    return np.diff(np.searchsorted(positions, offsets))
 
 
 def char_units(texts: pl.Series) -> pl.Series:
     """True where a text is mostly in a script written without spaces (then n-grams are of characters)."""
-    chars = texts.str.len_chars()
-    return (texts.str.count_matches(NO_SPACE_SCRIPTS) * 3 >= chars) & (chars > 0)
+    data, offsets = _utf8(texts)
+    return pl.Series(_char_rows(data, offsets))
 
 
-def _tokens(texts: pl.Series, chars: pl.Series) -> pl.Series:
-    """Lower-cased tokens per text: words split on whitespace, or characters (whitespace removed)."""
-    low = pl.DataFrame({"t": texts.fill_null(""), "c": chars}).lazy()
-    words = pl.col("t").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars().str.split(" ")
-    letters = pl.col("t").str.to_lowercase().str.replace_all(r"\s+", "").str.split("")
-    tokens = pl.when(pl.col("c")).then(letters).otherwise(words).list.eval(pl.element().filter(pl.element() != ""))
-    return low.select(
-        tokens.list.eval(pl.element().hash(0xC0FFEE)).alias("h")
-    ).collect(engine="streaming")["h"]
+def _char_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    body = data[:-16]
+    if body.size == 0 or body.max() < 0xE0:  # no three-byte characters at all: the common case
+        return np.zeros(len(offsets) - 1, dtype=bool)
+    chars = np.diff(offsets) - _per_row(np.flatnonzero((body & 0xC0) == 0x80), offsets)
+    return (_per_row(np.flatnonzero(_no_space_script(data)[:-16]), offsets) * 3 >= chars) & (chars > 0)
+
+
+def token_hashes(texts: pl.Series, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
+    """(flat token hashes, tokens per text). Works on the UTF-8 bytes with numpy: a token is a run of
+    non-space bytes (words) or one character (chars)."""
+    data, offsets = _utf8(texts)
+    n = len(data) - 16
+    body = data[:n]
+    space = (body == 32) | ((body >= 9) & (body <= 13))
+    row_start = np.zeros(n + 1, dtype=bool)
+    row_start[offsets[:-1]] = True
+    row_start[n] = True
+    if unit == "words":
+        cut = row_start.copy()
+    else:
+        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
+        char_byte = np.repeat(by_chars, np.diff(offsets))
+        cut = row_start | np.concatenate([char_byte & ((data[:n] & 0xC0) != 0x80), [True]])
+    inside = np.concatenate([~space, [False]])
+    before = np.concatenate([[False], inside[:-1]])  # a token was running at the byte before
+    starts = np.flatnonzero(inside & (cut | ~before))
+    ends = np.flatnonzero(before & (cut | ~inside))
+    lengths = _per_row(starts, offsets)
+    return _hash_spans(data, starts, ends), lengths
+
+
+def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each byte span data[start:end], read 8 unaligned bytes at a time: one read
+    covers most words; longer spans add one read per 8 bytes."""
+    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    size = ends - starts
+    hashed = words[starts]
+    hashed &= MASKS[np.minimum(size, 8)]
+    with np.errstate(over="ignore"):
+        hashed *= PRIME  # odd multiplier: still injective for spans of up to 8 bytes
+        hashed += size.astype(np.uint64)
+        long = np.flatnonzero(size > 8)
+        if long.size:
+            chunks = (size[long] - 1) // 8  # 8-byte reads after the first 8 bytes
+            token = np.repeat(np.arange(long.size), chunks)
+            group = np.concatenate([[0], np.cumsum(chunks)[:-1]])
+            k = np.arange(chunks.sum()) - np.repeat(group, chunks)
+            at = starts[long][token] + 8 + 8 * k
+            values = words[at] & MASKS[np.minimum(ends[long][token] - at, 8)]
+            hashed[long] += np.add.reduceat(mix(values + (k.astype(np.uint64) + np.uint64(1)) * M1), group)
+    return mix(hashed)
 
 
 def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
     """(row, hash) of every n-gram shingle. A text shorter than `ngram` tokens is one shingle; an empty
     text has none. Shingles may repeat within a row (sets are taken where it matters)."""
-    if unit == "auto":
-        chars = char_units(texts)
-    else:
-        chars = pl.repeat(unit == "chars", texts.len(), eager=True)
-    tokens = _tokens(texts, chars)
-    lengths = tokens.list.len().to_numpy().astype(np.int64)
-    flat = tokens.explode(empty_as_null=False, keep_nulls=False).to_numpy()
+    flat, lengths = token_hashes(texts, unit)
     return combine(flat, lengths, ngram)
 
 
 def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """n-gram hashes from token hashes laid end to end (`lengths` tokens per row)."""
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(len(flat)) - starts[row]
-    span = np.minimum(lengths, ngram)[row]  # short texts: one shingle of all their tokens
-    first = pos <= lengths[row] - span
-    acc = np.zeros(len(flat), dtype=np.uint64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    full = lengths >= ngram
+    counts = np.where(full, lengths - ngram + 1, 0)
+    # polynomial over every window of the flat array (contiguous slices are cheap), then the windows
+    # that start a full n-gram inside one row: a ragged arange over rows
+    span = max(len(flat) - ngram + 1, 0)
+    acc = np.zeros(span, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for k in range(ngram):
-            shifted = np.zeros(len(flat), dtype=np.uint64)
-            if k < len(flat):
-                shifted[: len(flat) - k] = flat[k:]
-            acc = acc * PRIME + np.where(k < span, shifted, np.uint64(0))
-        return row[first], mix(acc[first] + span[first].astype(np.uint64))
+        for k in range(ngram if span else 0):
+            acc *= PRIME
+            acc += flat[k:k + span]
+    begin = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+    acc = acc[begin]
+    rows = np.repeat(np.arange(len(lengths)), counts)
+    short = np.flatnonzero((lengths > 0) & ~full)
+    if short.size:  # texts shorter than an n-gram: one shingle of all their tokens, marked by its length
+        extra = np.zeros(short.size, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(ngram - 1):
+                take = k < lengths[short]
+                extra[take] = extra[take] * PRIME + flat[starts[short][take] + k]
+        extra += lengths[short].astype(np.uint64)
+        rows, acc = np.concatenate([rows, short]), np.concatenate([acc, extra])
+    return rows, mix(acc)

@@ -22,10 +22,28 @@ def pair_text() -> pl.Expr:
     return pl.concat_str([all_text(c) for c in ("prompt", "chosen", "rejected")], separator="\n")
 
 
-def key_hash(column: str) -> pl.Expr:
-    """A 64-bit hash of a message list after normalisation (NFKC, case, whitespace), roles included.
+def normalised(texts: pl.Series) -> pl.Series:
+    """NFKC, runs of whitespace to one space, trimmed, lower-cased: `prefdata.io.ids.normalise` plus
+    case, but NFKC and the whitespace regex run only on the texts that need them (both are slow)."""
+    texts = texts.fill_null("")
+    unusual = texts.str.len_bytes() != texts.str.len_chars()  # non-ASCII: NFKC may change it
+    spaced = unusual | texts.str.starts_with(" ") | texts.str.ends_with(" ")
+    for space in ("  ", "\n", "\t", "\r", "\x0b", "\x0c"):
+        spaced = spaced | texts.str.contains(space, literal=True)
+    where = spaced.arg_true()
+    if where.len():
+        subset = texts.gather(where)
+        subset = pl.select(pl.when(unusual.gather(where)).then(subset.str.normalize("NFKC")).otherwise(subset)
+                           ).to_series()
+        texts = texts.scatter(where, subset.str.replace_all(r"\s+", " ").str.strip_chars())
+    return texts.str.to_lowercase()
 
-    Only compared within one run, so Polars' own (fast, version-dependent) hash is fine here.
-    """
-    turn = pl.element().struct.field("role") + pl.lit("\x1f") + normalise(pl.element().struct.field("content"))
-    return pl.col(column).list.eval(turn.str.to_lowercase()).list.join("\x1e").hash(0x5EED)
+
+def key_hash(frame: pl.DataFrame, column: str) -> pl.Series:
+    """A 64-bit hash per row of a message-list column after normalisation (NFKC, case, whitespace),
+    roles included. Only compared within one run, so Polars' own (fast, version-dependent) hash is fine."""
+    turns = (frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), pl.col(column))
+             .explode(column, empty_as_null=True, keep_nulls=True).unnest(column))
+    hashed = pl.struct(pl.col("role"), normalised(turns["content"]).alias("content")).hash(0x5EED)
+    per_turn = turns.select("_row", hashed.alias("h"))
+    return per_turn.group_by("_row", maintain_order=True).agg("h").select(pl.col("h").hash(0x5EED)).to_series()
