@@ -123,7 +123,8 @@ def test_near_duplicates_fail_on_planted_rewordings(clean):
     records = pair_records(200)
     long = pair_records(20, seed=1)
     for i in range(20):  # twenty rows that change one word of an earlier long row (Jaccard about 0.9)
-        records[i]["chosen"][0]["content"] = " ".join(long[i][c][0]["content"] for c in ("prompt", "chosen", "rejected"))
+        parts = (long[i][c][0]["content"] for c in ("prompt", "chosen", "rejected"))
+        records[i]["chosen"][0]["content"] = " ".join(parts)
         copy = {k: [dict(m) for m in v] for k, v in records[i].items()}
         text = copy["chosen"][0]["content"].split()
         copy["chosen"][0]["content"] = " ".join(text[:-1] + ["zzz"])
@@ -212,6 +213,13 @@ def test_encoding_finds_real_mojibake_and_control_characters(dpo):
         assert result.figures["control character"] == int(control.sum())
 
 
+def test_mojibake_pattern_is_ftfys_detector():
+    samples = ["fiancÃ© Cal", "Belle Ã\x89poque", "itâ€™s", "Ã ", "a Ã b", "naïve café", "Straße über ÄÖÜ",
+               "日本語のテキスト", "Привет мир", "— “quoted” ‘x’ …", "5 × 3 = 15", "½ cup", "plain"]
+    found = pl.Series(samples).str.contains(rows.mojibake_pattern()).to_list()
+    assert found == [is_bad(t) for t in samples] and any(found) and not all(found)
+
+
 def test_encoding_planted_problems(clean):
     records = pair_records(20)
     records[1]["chosen"][0]["content"] = "Le fiancÃ© est arrivÃ© hier."
@@ -248,7 +256,8 @@ def test_judge_parse_failures_and_position_consistency(clean):
                           only=("judge_parse_failures", "judge_position_consistency"))
     assert all(c.passed for c in good.checks)
     one_order = _judgments(10, 0, 0).filter(pl.col("order") == "ab")
-    assert validate_frame(clean, "pairwise", judgments=one_order, only=("judge_position_consistency",)).checks[0].skipped
+    only_one = validate_frame(clean, "pairwise", judgments=one_order, only=("judge_position_consistency",))
+    assert only_one.checks[0].skipped
 
 
 def test_kto_label_balance():

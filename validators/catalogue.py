@@ -44,7 +44,8 @@ CATALOGUE: tuple[Check, ...] = (
           "same winner in both orders", needs="judgments"),
     Check("kto_label_balance", "warning", preference.kto_label_balance, ("unpaired",), "desirable vs undesirable"),
     Check("prompt_distinct_ngrams", "warning", diversity.prompt_distinct_ngrams, ALL, "prompt wording varies"),
-    Check("prompt_near_duplicates", "warning", diversity.prompt_near_duplicates, ALL, "prompts are not reworded copies"),
+    Check("prompt_near_duplicates", "warning", diversity.prompt_near_duplicates, ALL,
+          "prompts are not reworded copies"),
     Check("prompt_categories", "warning", diversity.prompt_categories, ALL, "no category dominates the prompts"),
 )
 NAMES = tuple(c.name for c in CATALOGUE)

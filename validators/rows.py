@@ -7,6 +7,8 @@ near-duplicate clusters (`prefdata.curate.near_dedupe`).
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from prefdata.curate.dedupe import _key as dedupe_key
@@ -14,7 +16,6 @@ from validators.inputs import Inputs, contents, joined_text
 
 CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 and C1 controls other than tab, newline, return
 REPLACEMENT = "\ufffd"
-NON_ASCII = r"[^\x00-\x7F]"
 ROLES = ["system", "user", "assistant", "tool"]
 
 
@@ -80,16 +81,40 @@ def near_repeat(texts: pl.Series, threshold: float) -> pl.Series:
     return ~near_duplicate_clusters(texts, threshold=threshold).is_first_distinct()
 
 
-def _mojibake(texts: pl.Series) -> pl.Series:
-    """ftfy's mojibake detector, run only on texts holding a non-ASCII character (the only ones it can flag)."""
-    from ftfy.badness import is_bad
+def _without_verbose_layout(pattern: str) -> str:
+    """A Python `re.VERBOSE` pattern without its comments and layout whitespace. Rust's `(?x)` would also
+    drop the spaces inside character classes, which Python keeps, so the layout is removed here instead."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+        elif in_class:
+            in_class = c != "]"
+            out.append(c)
+            i += 1
+        elif c == "[":
+            start = i + 1 + (pattern[i + 1:i + 2] == "^")
+            start += pattern[start:start + 1] == "]"  # a leading ] is a literal member
+            out.append(pattern[i:start])
+            i, in_class = start, True
+        elif c == "#":
+            i = pattern.find("\n", i) if "\n" in pattern[i:] else len(pattern)
+        else:
+            if c not in " \t\n\r\v\f":
+                out.append(c)
+            i += 1
+    return "".join(out)
 
-    suspect = texts.str.contains(NON_ASCII).fill_null(False)
-    flags = pl.Series([False] * len(texts), dtype=pl.Boolean)
-    if suspect.any():
-        idx = suspect.arg_true()
-        flags = flags.scatter(idx, pl.Series([is_bad(t) for t in texts.gather(idx)], dtype=pl.Boolean))
-    return flags
+
+@functools.cache
+def mojibake_pattern() -> str:
+    """ftfy's mojibake detector (`ftfy.badness.is_bad` searches `BADNESS_RE`), for Polars' regex engine,
+    so the check runs vectorised; a test holds it equal to `is_bad` on the shared data."""
+    from ftfy.badness import BADNESS_RE
+
+    return _without_verbose_layout(BADNESS_RE.pattern)
 
 
 def encoding_problem(inp: Inputs) -> pl.Expr:
@@ -97,7 +122,7 @@ def encoding_problem(inp: Inputs) -> pl.Expr:
     text = row_text(inp)
     return (pl.when(text.str.contains(CONTROL).fill_null(False)).then(pl.lit("control character"))
             .when(text.str.contains(REPLACEMENT, literal=True).fill_null(False)).then(pl.lit("U+FFFD"))
-            .when(text.map_batches(_mojibake, return_dtype=pl.Boolean)).then(pl.lit("mojibake")))
+            .when(text.str.contains(mojibake_pattern()).fill_null(False)).then(pl.lit("mojibake")))
 
 
 def problem_snippet(inp: Inputs, problem: pl.Expr) -> pl.Expr:
@@ -105,7 +130,7 @@ def problem_snippet(inp: Inputs, problem: pl.Expr) -> pl.Expr:
     text = row_text(inp)
     at = (pl.when(problem == "control character").then(text.str.find(CONTROL))
           .when(problem == "U+FFFD").then(text.str.find(REPLACEMENT, literal=True))
-          .otherwise(text.str.find(NON_ASCII)))
+          .otherwise(text.str.find(mojibake_pattern())))
     return text.str.slice((at.fill_null(0) - 40).clip(lower_bound=0), 100)
 
 
