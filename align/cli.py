@@ -1,14 +1,31 @@
-"""The `align` command. Training itself (`align train`) is the align issue's work; this release
-ships the command and the hardware report that profile selection builds on."""
+"""The `align` command: train, eval, sweep, hardware. A thin skin over `align.train`, `align.evaluate`,
+`align.sweep`; heavy libraries load inside the commands, so `align --help` stays fast."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+from prefdata.errors import PrefdataError
+
 app = typer.Typer(help="Train DPO / KTO / ORPO / SimPO / IPO on validated prefdata datasets (TRL).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("align").setLevel(logging.INFO)
 
 
 @app.callback()
@@ -29,5 +46,177 @@ def hardware(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     typer.echo(f"torch {found['torch'] or 'not installed'}; GPUs: {gpus}; CPU cores: {found['cpu_cores']}")
 
 
+@app.command()
+def train(
+    config_file: Optional[Path] = typer.Argument(None, help="YAML run config (command-line options override it)."),
+    method: Optional[str] = typer.Option(None, "--method", help="dpo, kto, orpo, simpo or ipo."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="qlora, lora, full or cpu."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model folder or Hub id (SFT, with a chat template)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Validated dataset folder or file, or Hub dataset id."),
+    output: Optional[str] = typer.Option(None, "--output", help="Run folder."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimiser steps."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + completion tokens."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the method's)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="DPO/IPO/KTO/SimPO beta, ORPO lambda."),
+    eval_fraction: Optional[float] = typer.Option(None, "--eval-fraction", help="Share of prompts held out."),
+    merge: Optional[bool] = typer.Option(None, "--merge/--adapter", help="Save the LoRA adapter merged or alone."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop", help="Stop on a severe red flag."),
+    skip_validation: Optional[bool] = typer.Option(None, "--skip-validation",
+                                                   help="Train on data without a passing stamp (said in the card)."),
+    launch: Optional[str] = typer.Option(None, "--launch", help="Multi-GPU: zero2, zero3 or fsdp (accelerate)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for --launch."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and check the profile; print it."),
+) -> None:
+    """Train a preference method on validated data (refuses unstamped or stale data)."""
+    from align.config import load_config
+
+    overrides = dict(method=method, profile=profile, model=model, data=data, output=output, max_steps=max_steps,
+                     max_length=max_length, batch_size=batch_size, learning_rate=learning_rate, beta=beta,
+                     eval_fraction=eval_fraction, merge=merge, early_stop=early_stop,
+                     skip_validation=skip_validation, launch=launch, num_processes=num_processes)
+    try:
+        config = load_config(config_file, overrides)
+        if config.launch:
+            _launch(config, dry_run)
+            return
+        from align.train import refuse_if_unrunnable
+
+        refuse_if_unrunnable(config)
+        if dry_run:
+            typer.echo(config.resolved().model_dump_json(indent=2))
+            return
+        _logging()
+        from align.train import train as run
+
+        summary = run(config)
+    except PrefdataError as exc:
+        _fail(exc)
+    _print_summary(summary, config.output)
+
+
+def _launch(config: Any, dry_run: bool) -> None:
+    import shlex
+
+    from align.hardware import detect
+    from align.launch import launch
+    from align.profiles import check_profile
+
+    found = detect()
+    if not dry_run:
+        check_profile(config.profile, found, config.launch)
+    cmd = launch(config.resolved(), max(1, len(found["gpus"])), dry_run=dry_run)
+    typer.echo(shlex.join(cmd))
+
+
+def _print_summary(summary: dict[str, Any], output: str) -> None:
+    held = summary.get("held_out") or {}
+    typer.echo(f"{summary['method']} / {summary['profile']}: {summary['steps']} steps, train loss "
+               f"{summary['train_loss']:.4f}; saved {summary['saved']} to {output}/model")
+    for row in summary.get("history") or []:
+        acc = row.get("eval_rewards/accuracies")
+        if acc is not None:
+            typer.echo(f"  step {row['step']}: held-out reward accuracy {acc:.3f}, margin "
+                       f"{row.get('eval_rewards/margins', float('nan')):.4f}")
+    if held:
+        typer.echo(f"held-out vs reference: reward accuracy {held.get('eval_rewards/accuracies', float('nan')):.3f}, "
+                   f"margin {held.get('eval_rewards/margins', float('nan')):.4f}")
+    for flag in summary.get("red_flags") or []:
+        typer.echo(f"red flag: {flag['flag']} at step {flag['step']}: {flag['message']}")
+    if summary["stamp_state"] != "valid":
+        typer.echo(f"WARNING: trained without a passing validation stamp ({summary['stamp_state']})")
+
+
+def _judges(path: Optional[Path]) -> list[Any] | None:
+    if path is None:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from prefdata.spec import JudgeSpec
+
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8"))
+        items = items if isinstance(items, list) else [items]
+        return [JudgeSpec.model_validate(item) for item in items]
+    except (OSError, yaml.YAMLError) as exc:
+        raise PrefdataError(f"{path}: cannot read judges ({exc})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise PrefdataError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Path = typer.Argument(..., help="Run folder, its model/ folder, or a checkpoint."),
+    data: str = typer.Option(..., "--data", help="Dataset whose held-out split is evaluated."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference model (default: the run's base)."),
+    win_rate: bool = typer.Option(False, "--win-rate", help="Also judge policy vs reference answers."),
+    judges: Optional[Path] = typer.Option(None, "--judges", help="YAML list of judges (default: the embedded)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many held-out rows / prompts."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+    max_length: Optional[int] = typer.Option(None, "--max-length"),
+    skip_validation: bool = typer.Option(False, "--skip-validation"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Held-out reward accuracy and margins against the reference; with --win-rate, the judged win rate."""
+    try:
+        from align.evaluate import evaluate_checkpoint
+
+        _logging()
+        result = evaluate_checkpoint(checkpoint, data, reference=reference, win=win_rate, judges=_judges(judges),
+                                     limit=limit, max_new_tokens=max_new_tokens, skip_validation=skip_validation,
+                                     max_length=max_length)
+    except PrefdataError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    reward = result.get("reward") or {}
+    typer.echo(f"{result['held_out_rows']} held-out rows: reward accuracy "
+               f"{reward.get('eval_rewards/accuracies', float('nan')):.3f}, margin "
+               f"{reward.get('eval_rewards/margins', float('nan')):.4f}")
+    if "win_rate" in result:
+        w = result["win_rate"]
+        typer.echo(f"win rate vs reference {w['win_rate']:.3f} ({w['wins']} wins, {w['losses']} losses, "
+                   f"{w['ties']} ties over {w['prompts']} prompts; position consistency {w['position_consistency']})")
+
+
+@app.command()
+def sweep(
+    config_file: Path = typer.Argument(..., help="YAML run config, the base of every run."),
+    betas: str = typer.Option("0.05,0.1,0.3", "--beta", help="Comma-separated betas."),
+    lrs: Optional[str] = typer.Option(None, "--lr", help="Comma-separated learning rates (default: the config's)."),
+    output: Optional[str] = typer.Option(None, "--output", help="Sweep folder (default: the config's output)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+) -> None:
+    """Train once per (beta, learning rate) and print the held-out results table."""
+    try:
+        from align.config import load_config
+        from align.sweep import run_sweep
+
+        config = load_config(config_file, {"output": output, "max_steps": max_steps})
+        grid_b = [float(x) for x in betas.split(",") if x.strip()]
+        grid_lr = [float(x) for x in lrs.split(",") if x.strip()] if lrs else [None]
+    except ValueError as exc:
+        _fail(PrefdataError(f"--beta/--lr: {exc}"))
+    except PrefdataError as exc:
+        _fail(exc)
+    _logging()
+    try:
+        table = run_sweep(config, grid_b, grid_lr)
+    except PrefdataError as exc:
+        _fail(exc)
+    typer.echo(table)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except PrefdataError as exc:  # anything a command did not catch itself
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The data a run trains on: read, stamp checked, held-out split, shaped for the method's trainer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from prefdata.errors import PrefdataError
+
+log = logging.getLogger("align")
+
+COLUMNS = {"pairwise": ["prompt", "chosen", "rejected"], "unpaired": ["prompt", "completion", "label"]}
+HELD_OUT = ("test", "validation", "eval", "held_out")
+SPLIT = "split"
+
+
+@dataclass
+class RunData:
+    train: pl.DataFrame
+    held_out: pl.DataFrame
+    kind: str                                 # pairwise | unpaired
+    fingerprint: str
+    stamp: dict[str, Any] | None              # the validation stamp, when there is one
+    stamp_state: str                          # valid | missing | stale | failed | unreadable | skipped-*
+    stamp_message: str
+    source: str
+    rows_in: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _hub_stamp(data: str, frame: pl.DataFrame) -> tuple[str, str, dict | None]:
+    """A Hub dataset's stamp travels as `validation.json` in its repository; its files cannot be hashed
+    here, so the content fingerprint of what was read stands in for them."""
+    from prefdata.fingerprint import fingerprint
+
+    try:
+        from huggingface_hub import hf_hub_download
+
+        stamp = json.loads(Path(hf_hub_download(data, "validation.json", repo_type="dataset")).read_text())
+    except Exception as exc:  # not found, offline, unreadable: all mean "no usable stamp"
+        return "missing", f"{data}: no validation.json in the Hub dataset ({type(exc).__name__})", None
+    if stamp.get("fingerprint") != fingerprint(frame):
+        return "stale", f"{data}: content fingerprint differs from the stamp's", stamp
+    if not stamp.get("passed"):
+        return "failed", f"{data}: validation failed", stamp
+    return "valid", f"{data}: validated {stamp.get('validated_at')}", stamp
+
+
+def check_data_stamp(data: str, frame: pl.DataFrame, skip: bool) -> tuple[str, str, dict | None]:
+    from validators.stamp import check_stamp
+
+    if Path(data).exists():
+        status = check_stamp(data, frame)
+        state, message, stamp = status.state, status.message, status.stamp
+    else:
+        state, message, stamp = _hub_stamp(data, frame)
+    if state == "valid":
+        return state, message, stamp
+    if not skip:
+        raise PrefdataError(f"{message}; align trains only on validated data (or pass --skip-validation)")
+    log.warning("training on data without a passing validation stamp (%s): %s", state, message)
+    return f"skipped-{state}", message, stamp
+
+
+def _split_column(data: str, result: Any) -> pl.DataFrame:
+    """Curation's `split` column, which the canonical table does not keep (read from the input records)."""
+    frame = result.frame
+    if not Path(data).exists():
+        return frame
+    from validators.api import input_fields, raw_column
+
+    if SPLIT in input_fields(data):
+        frame = frame.with_columns(raw_column(data, SPLIT, result.dropped).alias(SPLIT))
+    return frame
+
+
+def hold_out(frame: pl.DataFrame, fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split by prompt, not by row: every row of a prompt lands on the same side, so none leaks."""
+    if SPLIT in frame.columns and frame[SPLIT].is_in(HELD_OUT).any():
+        test = pl.col(SPLIT).is_in(HELD_OUT)
+        return frame.filter(~test), frame.filter(test)
+    if fraction == 0:
+        return frame, frame.clear()
+    bucket = (pl.col("prompt_id").str.slice(0, 8).str.to_integer(base=16) + seed) % 10_000
+    test = bucket < int(fraction * 10_000)
+    train, held = frame.filter(~test), frame.filter(test)
+    if held.height == 0 and frame.height > 1:  # tiny data: still hold out one prompt
+        first = frame["prompt_id"][0]
+        train, held = frame.filter(pl.col("prompt_id") != first), frame.filter(pl.col("prompt_id") == first)
+    return train, held
+
+
+def load_run_data(config: Any) -> RunData:
+    from prefdata.fingerprint import fingerprint
+    from prefdata.io import read_dataset
+
+    result = read_dataset(config.data, on_error="skip", split=config.split)
+    state, message, stamp = check_data_stamp(config.data, result.frame, config.skip_validation)
+    notes = []
+    if result.dropped.height:
+        notes.append(f"{result.dropped.height} of {result.rows_in} records unreadable and left out")
+    if result.kind not in COLUMNS:
+        raise PrefdataError(f"{config.data}: {result.kind} data cannot train a preference method (need pairs "
+                            "or labelled completions)")
+    method_kind = "unpaired" if config.method == "kto" else "pairwise"
+    if method_kind == "pairwise" and result.kind == "unpaired":
+        raise PrefdataError(f"{config.data}: unpaired (KTO) data; --method {config.method} needs pairs "
+                            "(use --method kto)")
+    frame = _split_column(config.data, result)
+    if config.eval_split is not None:
+        held = read_dataset(config.data, on_error="skip", split=config.eval_split).frame
+        train = frame
+    else:
+        train, held = hold_out(frame, config.eval_fraction, config.seed)
+    if train.height == 0:
+        raise PrefdataError(f"{config.data}: no training rows left after holding out the test split")
+    return RunData(train, held, result.kind, fingerprint(result.frame), stamp, state, message, str(config.data),
+                   result.rows_in, notes)
+
+
+def to_dataset(frame: pl.DataFrame, kind: str, method: str, seed: int) -> Any:
+    """A `datasets.Dataset` in the trainer's format. KTO on pairs: TRL's own unpairing, then a shuffle,
+    or sequential batches come out all desirable, then all undesirable."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_polars(frame.select(COLUMNS[kind]))
+    if method == "kto" and kind == "pairwise":
+        from trl.data_utils import unpair_preference_dataset
+
+        dataset = unpair_preference_dataset(dataset).shuffle(seed=seed)
+    return dataset
+
+
+def kto_balance(dataset: Any, desirable: float, undesirable: float) -> str | None:
+    """KTO paper: keep w_D * n_D / (w_U * n_U) within [1, 4/3]."""
+    labels = dataset["label"]
+    n_d = sum(1 for x in labels if x)
+    n_u = len(labels) - n_d
+    if not n_d or not n_u:
+        return f"KTO data has only {'desirable' if n_d else 'undesirable'} completions"
+    ratio = desirable * n_d / (undesirable * n_u)
+    if not 1 <= ratio <= 4 / 3:
+        return (f"KTO balance w_D*n_D/(w_U*n_U) = {ratio:.2f} ({n_d} desirable, {n_u} undesirable) is outside "
+                "the paper's [1, 4/3]; adjust desirable_weight / undesirable_weight")
+    return None

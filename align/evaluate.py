@@ -1,0 +1,201 @@
+"""Held-out evaluation: reward accuracy and margins of the policy against the reference (TRL's DPO
+metrics, whatever the method trained with), and the win rate of the policy's answers over the
+reference's, judged by a prefdata judge panel in both orders."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from prefdata.errors import PrefdataError
+
+log = logging.getLogger("align")
+RUN_CONFIG = "align_config.json"
+
+
+def reward_eval(policy: Any, reference: Any, tok: Any, pairs: pl.DataFrame, *, beta: float = 0.1,
+                max_length: int = 1024, batch_size: int = 2) -> dict[str, float]:
+    """`eval_rewards/accuracies`, `eval_rewards/margins`, ... on held-out pairs: the implicit DPO reward
+    beta * (log pi(y|x) - log pi_ref(y|x)) of chosen vs rejected. TRL's DPOTrainer computes them."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    if pairs.height == 0:
+        return {}
+    data = Dataset.from_polars(pairs.select("prompt", "chosen", "rejected"))
+    with tempfile.TemporaryDirectory() as tmp:
+        args = DPOConfig(output_dir=tmp, beta=beta, max_length=max_length, per_device_eval_batch_size=batch_size,
+                         bf16=False, fp16=False, gradient_checkpointing=False, report_to=[], use_cpu=not _cuda(),
+                         disable_tqdm=True, save_strategy="no")
+        trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, eval_dataset=data,
+                             processing_class=tok)
+        metrics = trainer.evaluate()
+    return {k: float(v) for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_config(checkpoint: Path) -> dict[str, Any]:
+    """The resolved config a run wrote beside its model (the run folder or its `model/`)."""
+    for folder in (checkpoint, checkpoint.parent):
+        if (folder / RUN_CONFIG).is_file():
+            return json.loads((folder / RUN_CONFIG).read_text(encoding="utf-8"))
+    return {}
+
+
+def load_models(checkpoint: str | Path, base: str | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(policy, reference, tokenizer, run config) for a run folder, its model folder or a checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from align.tokenizer import prepare_tokenizer
+
+    checkpoint = Path(checkpoint)
+    if (checkpoint / "model").is_dir():
+        checkpoint = checkpoint / "model"
+    if not checkpoint.is_dir():
+        raise PrefdataError(f"{checkpoint}: no such checkpoint folder")
+    config = run_config(checkpoint)
+    adapter = (checkpoint / "adapter_config.json").is_file()
+    if adapter and base is None:
+        base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = base or config.get("model")
+    if base is None:
+        raise PrefdataError(f"{checkpoint}: not an align run and no --reference model given")
+    dtype = torch.float32 if not _cuda() else torch.bfloat16
+    if adapter:
+        from peft import PeftModel
+
+        policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), str(checkpoint))
+    else:
+        policy = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype)
+    reference = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    tok_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base
+    tok, _ = prepare_tokenizer(str(tok_source), config.get("chat_template"))
+    return policy, reference, tok, config
+
+
+def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int = 128,
+             batch_size: int = 8) -> list[str]:
+    """Greedy answers, batched with left padding."""
+    import torch
+
+    tok.padding_side = "left"
+    model.eval()
+    answers = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + batch_size]]
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+        answers += tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [a.strip() for a in answers]
+
+
+def _messages(prompt: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judges: list[Any] | None = None,
+             *, max_new_tokens: int = 128, limit: int | None = None, panel: str = "majority") -> dict[str, Any]:
+    """Share of held-out prompts where the judge panel prefers the policy's answer (ties count half).
+
+    Each judge sees every comparison in both orders (`swap`); a judge whose two verdicts disagree counts
+    a tie. Identical answers are ties without asking a judge."""
+    from prefdata.context import Context
+    from prefdata.judge.panel import decide, resolve
+    from prefdata.judge.stage import judge
+    from prefdata.spec import JudgeSpec
+
+    prompts = held_out.select("prompt_id", "prompt").unique("prompt_id", keep="first", maintain_order=True)
+    if limit:
+        prompts = prompts.head(limit)
+    if prompts.height == 0:
+        raise PrefdataError("no held-out prompts to compare answers on")
+    messages = [_messages(p) for p in prompts["prompt"].to_list()]
+    with _adapter_off(reference, policy) as ref_model:
+        ref_answers = generate(ref_model, tok, messages, max_new_tokens)
+    pol_answers = generate(policy, tok, messages, max_new_tokens)
+    ids = prompts["prompt_id"]
+    candidates = pl.concat([  # policy first: comparisons put the earlier candidate in `a`
+        pl.DataFrame({"prompt_id": ids, "candidate_id": "policy:" + ids, "response": pol_answers}),
+        pl.DataFrame({"prompt_id": ids, "candidate_id": "reference:" + ids, "response": ref_answers}),
+    ]).sort("prompt_id", maintain_order=True)
+    judges = judges or [JudgeSpec()]
+    for spec in judges:
+        spec.swap = True
+    result = judge(candidates, judges, Context(quiet=True), prompts=prompts)
+    decided, _ = decide(resolve(result.kept), panel, {})
+    n_a = decided.filter(pl.col("decision") == "a").height
+    n_b = decided.filter(pl.col("decision") == "b").height
+    ties = decided.filter(pl.col("decision").is_null() | (pl.col("decision") == "tie")).height + result.dropped.height
+    n = n_a + n_b + ties
+    return {"win_rate": (n_a + 0.5 * ties) / n, "wins": n_a, "losses": n_b, "ties": ties, "prompts": n,
+            "identical": result.dropped.height,
+            "position_consistency": _consistency(result.kept),
+            "examples": [{"prompt": messages[i][-1]["content"][:200], "policy": pol_answers[i][:300],
+                          "reference": ref_answers[i][:300]} for i in range(min(3, len(messages)))]}
+
+
+def _consistency(judgments: pl.DataFrame) -> float | None:
+    from prefdata.judge.panel import resolve
+
+    consistent = resolve(judgments)["consistent"].drop_nulls()
+    return float(consistent.mean()) if consistent.len() else None
+
+
+class _adapter_off:
+    """The reference's answers: the given reference model, or the policy with its adapter disabled."""
+
+    def __init__(self, reference: Any, policy: Any):
+        self.reference, self.policy, self.ctx = reference, policy, None
+
+    def __enter__(self) -> Any:
+        if self.reference is not None:
+            return self.reference
+        self.ctx = self.policy.disable_adapter()
+        self.ctx.__enter__()
+        return self.policy
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | None = None,
+                        win: bool = False, judges: list[Any] | None = None, limit: int | None = None,
+                        max_new_tokens: int = 128, skip_validation: bool = False,
+                        max_length: int | None = None, batch_size: int = 2) -> dict[str, Any]:
+    """`align eval`: the held-out split of `data` (the same split rule as training)."""
+    from align.config import TrainConfig
+    from align.data import load_run_data
+
+    policy, ref, tok, run = load_models(checkpoint, reference)
+    fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
+    cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
+                      method="dpo", skip_validation=skip_validation, **fields)
+    run_data = load_run_data(cfg)
+    held = run_data.held_out
+    if held.height == 0:
+        raise PrefdataError(f"{data}: no held-out rows (eval_fraction 0 and no test split)")
+    if limit:
+        held = held.head(limit)
+    out: dict[str, Any] = {"checkpoint": str(checkpoint), "data": data, "held_out_rows": held.height,
+                           "stamp": run_data.stamp_state}
+    if run_data.kind == "pairwise":
+        out["reward"] = reward_eval(policy, ref, tok, held, beta=run.get("beta") or 0.1,
+                                    max_length=max_length or run.get("max_length") or 1024, batch_size=batch_size)
+    if win:
+        out["win_rate"] = win_rate(policy, ref, tok, held, judges, max_new_tokens=max_new_tokens, limit=limit)
+    return out
