@@ -1,6 +1,7 @@
 """Curation at scale: exact + near dedupe + length-bias report on 1M synthetic pairs (~1.5 KB each),
 against datasketch's MinHashLSH (what distilabel's MinHashDedup uses) on the same data.
 
+    pip install datasketch                            # the comparison (not a prefdata dependency)
     python benchmarks/curate_1m.py                    # 1,000,000 pairs, datasketch on a 20,000-row sample
     python benchmarks/curate_1m.py --rows 100000 --datasketch-rows 5000
 

@@ -15,7 +15,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.curate.config import DecontaminateConfig
 from prefdata.curate.shingles import shingle_hashes
-from prefdata.curate.text import all_text
+from prefdata.curate.text import all_text, pair_id_column
 from prefdata.errors import InputError
 
 STAGE = "decontaminate"
@@ -73,4 +73,4 @@ def decontaminate(frame: pl.DataFrame, config: DecontaminateConfig, ctx=None) ->
     detail = pl.lit(count.filter(bad).cast(pl.String)) + pl.lit(f" shared {config.ngram}-grams with ") + pl.lit(
         hit.filter(bad))
     return schema.StageResult(frame.filter(~bad), schema.dropped_rows(frame.filter(bad), STAGE, "contaminated",
-                                                                      id_column="pair_id", detail=detail))
+                                                                      id_column=pair_id_column(frame), detail=detail))

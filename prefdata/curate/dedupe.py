@@ -13,7 +13,7 @@ import polars as pl
 
 from prefdata import schema
 from prefdata.curate.config import DedupeConfig
-from prefdata.curate.text import key_hash
+from prefdata.curate.text import key_hash, pair_id_column
 from prefdata.io.ids import conversation_key
 
 STAGE = "dedupe"
@@ -43,7 +43,7 @@ def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
     repeats = rest.filter(~first).sort("_order").drop(helpers)
     reason = "duplicate_prompt" if config.level == "prompt" else "exact_duplicate"
     dropped = pl.concat([
-        schema.dropped_rows(identical.drop(helpers), STAGE, "identical_chosen_rejected", id_column="pair_id"),
-        schema.dropped_rows(repeats, STAGE, reason, id_column="pair_id"),
+        schema.dropped_rows(identical.drop(helpers), STAGE, "identical_chosen_rejected", id_column=pair_id_column(frame)),
+        schema.dropped_rows(repeats, STAGE, reason, id_column=pair_id_column(frame)),
     ])
     return schema.StageResult(kept, dropped)

@@ -11,7 +11,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.curate.config import FilterConfig
 from prefdata.curate.length_bias import text_lengths
-from prefdata.curate.text import all_text, final_text
+from prefdata.curate.text import all_text, final_text, pair_id_column
 
 STAGE = "filter"
 
@@ -66,5 +66,5 @@ def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=No
     out = marked.filter(pl.col("_reason").is_not_null())
     return schema.StageResult(
         marked.filter(pl.col("_reason").is_null()).drop(helpers),
-        schema.dropped_rows(out.drop(helpers), STAGE, out["_reason"], id_column="pair_id",
+        schema.dropped_rows(out.drop(helpers), STAGE, out["_reason"], id_column=pair_id_column(frame),
                             detail=out["_detail"]))

@@ -21,7 +21,7 @@ import polars as pl
 
 from prefdata import schema
 from prefdata.curate.config import BalanceConfig
-from prefdata.curate.text import final_text
+from prefdata.curate.text import final_text, pair_id_column
 
 STAGE = "length_balance"
 LengthUnit = Literal["chars", "words", "tokens"]
@@ -110,6 +110,6 @@ def balance(frame: pl.DataFrame, config: BalanceConfig | None = None, ctx=None) 
     reason = "chosen_longer_overrepresented" if side else "chosen_shorter_overrepresented"
     return schema.StageResult(
         frame.filter(~mask),
-        schema.dropped_rows(frame.filter(mask), STAGE, "length_balance", id_column="pair_id",
+        schema.dropped_rows(frame.filter(mask), STAGE, "length_balance", id_column=pair_id_column(frame),
                             detail=f"{reason}: {n_longer}/{n} chosen longer, target {config.target}"
                                    f"±{config.tolerance}"))

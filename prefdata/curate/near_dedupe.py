@@ -13,7 +13,7 @@ from prefdata import schema
 from prefdata.curate import minhash
 from prefdata.curate.config import NearDedupeConfig
 from prefdata.curate.shingles import Unit, shingle_hashes
-from prefdata.curate.text import all_text, pair_text
+from prefdata.curate.text import all_text, pair_id_column, pair_text
 
 STAGE = "near_dedupe"
 CHUNK = 1 << 13
@@ -81,11 +81,12 @@ def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx
     marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
     if config.keep == "highest_margin":
         marked = marked.sort(pl.col("margin").fill_null(float("-inf")), "_order", descending=[True, False])
-    survivor = marked.select("_cluster", pl.col("pair_id").alias("_kept_id")).unique("_cluster", keep="first")
+    ids = pl.col("pair_id") if "pair_id" in frame.columns else pl.col("_order").cast(pl.String)
+    survivor = marked.select("_cluster", ids.alias("_kept_id")).unique("_cluster", keep="first")
     first = pl.col("_cluster").is_first_distinct()
     kept = marked.filter(first).sort("_order").drop("_order", "_cluster")
     repeats = marked.filter(~first).sort("_order").join(survivor, on="_cluster", how="left", maintain_order="left")
     dropped = schema.dropped_rows(
-        repeats.drop("_order", "_cluster", "_kept_id"), STAGE, "near_duplicate", id_column="pair_id",
+        repeats.drop("_order", "_cluster", "_kept_id"), STAGE, "near_duplicate", id_column=pair_id_column(frame),
         detail=pl.lit(f"{config.scope} near-duplicate of pair ") + pl.lit(repeats["_kept_id"].fill_null("?")))
     return schema.StageResult(kept, dropped)

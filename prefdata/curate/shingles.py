@@ -13,7 +13,6 @@ import numpy as np
 import polars as pl
 
 Unit = Literal["words", "chars", "auto"]
-NO_SPACE_SCRIPTS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}]"
 SPACES = ("\u00a0", "\u3000", "\u2009", "\u202f", "\u2028")
 MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 PRIME = np.uint64(0x100000001B3)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from prefdata.io.ids import normalise
-
 
 def final_text(column: str) -> pl.Expr:
     """The content of a message list's last turn (the answer, for `chosen` / `rejected`)."""
@@ -47,3 +45,8 @@ def key_hash(frame: pl.DataFrame, column: str) -> pl.Series:
     hashed = pl.struct(pl.col("role"), normalised(turns["content"]).alias("content")).hash(0x5EED)
     per_turn = turns.select("_row", hashed.alias("h"))
     return per_turn.group_by("_row", maintain_order=True).agg("h").select(pl.col("h").hash(0x5EED)).to_series()
+
+
+def pair_id_column(frame: pl.DataFrame) -> str | None:
+    """The id dropped rows carry (`row_id`): `pair_id` where the table has one."""
+    return "pair_id" if "pair_id" in frame.columns else None
