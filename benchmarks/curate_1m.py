@@ -117,19 +117,22 @@ def curate(folder: Path) -> None:
 
     timings = {}
     load = os.getloadavg()[0]
-    cpu = time.process_time()
-    start = time.perf_counter()
-    frame = pl.read_parquet(folder / "pairs.parquet")
-    timings["read_s"] = time.perf_counter() - start
-    mark = time.perf_counter()
-    first = exact(frame, DedupeConfig())
-    timings["exact_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    second = near_dedupe(first.kept, NearDedupeConfig(threshold=THRESHOLD, num_perm=NUM_PERM, ngram=NGRAM))
-    timings["near_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    report = length_bias_report(second.kept)
-    timings["length_bias_s"] = time.perf_counter() - mark
+    cpu, start = time.process_time(), time.perf_counter()
+
+    def step(name: str, run):
+        """Run one step, recording its wall and CPU seconds and the peak RSS so far."""
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        out = run()
+        timings[f"{name}_s"] = time.perf_counter() - wall0
+        timings[f"{name}_cpu_s"] = time.process_time() - cpu0
+        timings[f"{name}_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return out
+
+    frame = step("read", lambda: pl.read_parquet(folder / "pairs.parquet"))
+    first = step("exact", lambda: exact(frame, DedupeConfig()))
+    second = step("near", lambda: near_dedupe(first.kept, NearDedupeConfig(threshold=THRESHOLD, num_perm=NUM_PERM,
+                                                                          ngram=NGRAM)))
+    report = step("length_bias", lambda: length_bias_report(second.kept))
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu
     dropped = pl.concat([first.dropped, second.dropped]).select("row_id", "reason", "detail")
@@ -248,9 +251,11 @@ def main() -> None:
               f"({(folder / 'pairs.parquet').stat().st_size / 1e6:.0f} MB parquet)")
         run = json.loads(child("curate", folder).strip().splitlines()[-1])
         print(f"curation pass: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU (load average "
-              f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores; read {run['read_s']:.1f}, exact {run['exact_s']:.1f}, "
-              f"near {run['near_s']:.1f}, length bias {run['length_bias_s']:.1f}), peak RSS {run['peak_mb']:.0f} MB, "
+              f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores), peak RSS {run['peak_mb']:.0f} MB, "
               f"{run['rows_out']:,} rows kept")
+        for name in ("read", "exact", "near", "length_bias"):
+            print(f"  {name}: {run[name + '_s']:.1f} s wall, {run[name + '_cpu_s']:.1f} s CPU, "
+                  f"peak RSS so far {run[name + '_peak_mb']:.0f} MB")
         print(f"length bias: {json.dumps(run['length_bias'])}")
         truth = pl.read_parquet(folder / "truth.parquet")
         near = jaccard_truth(folder, truth)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import polars as pl
@@ -34,50 +34,60 @@ def near_duplicate_clusters(
     their n-gram shingles >= `threshold`, transitively); a row with no near duplicate is its own cluster.
     The id is the smallest row index in the cluster. Share of near-duplicate rows:
     `1 - clusters.n_unique() / len(texts)`."""
-    n = texts.len()
+    return _clusters(texts.len(), texts.slice, texts.gather, ngram=ngram, unit=unit, threshold=threshold,
+                     num_perm=num_perm, bands=bands, rows=rows, verify=verify)
+
+
+def _clusters(n: int, chunk: Callable[[int, int], pl.Series], pick: Callable[[np.ndarray], pl.Series], *,
+              ngram: int, unit: Unit, threshold: float, num_perm: int, bands: int | None, rows: int | None,
+              verify: str) -> pl.Series:
+    """`chunk(start, length)` and `pick(rows)` give texts on demand, so that a table's texts are never
+    all built at once (a million 1.5 KB pairs would be 1.5 GB more)."""
     if n == 0:
         return pl.Series("cluster", [], dtype=pl.Int64)
     if bands is None or rows is None:
         bands, rows = minhash.lsh_params(threshold, num_perm)
-    sig = _signatures(texts, ngram, unit, num_perm)
+    sig = _signatures(n, chunk, ngram, unit, num_perm)
     pairs = minhash.candidate_pairs(sig, bands, rows)
     if verify == "signature" and len(pairs):
         pairs = pairs[minhash.estimated_jaccard(sig, pairs) >= threshold]
     elif verify == "exact" and len(pairs):
-        pairs = pairs[_exact(texts, pairs, ngram, unit) >= threshold]
+        pairs = pairs[_exact(pick, pairs, ngram, unit) >= threshold]
     return pl.Series("cluster", minhash.components(n, pairs))
 
 
-def _signatures(texts: pl.Series, ngram: int, unit: Unit, num_perm: int) -> np.ndarray:
+def _signatures(n: int, chunk: Callable[[int, int], pl.Series], ngram: int, unit: Unit, num_perm: int) -> np.ndarray:
     """Signatures chunk by chunk: small chunks bound memory (and reuse it, which matters where fresh
     pages are slow to fault in); Polars and numpy release the GIL, so threads share the cores."""
-    sig = np.empty((texts.len(), num_perm), dtype=np.uint32)
+    sig = np.empty((n, num_perm), dtype=np.uint32)
 
     def work(start: int) -> None:
-        chunk = texts.slice(start, CHUNK)
-        row_ids, hashes = shingle_hashes(chunk, ngram, unit)
-        sig[start:start + chunk.len()] = minhash.signatures(row_ids, hashes, chunk.len(), num_perm)
+        texts = chunk(start, CHUNK)
+        row_ids, hashes = shingle_hashes(texts, ngram, unit)
+        sig[start:start + texts.len()] = minhash.signatures(row_ids, hashes, texts.len(), num_perm)
 
-    starts = range(0, texts.len(), CHUNK)
+    starts = range(0, n, CHUNK)
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1, 8)) as pool:
         list(pool.map(work, starts))
     return sig
 
 
-def _exact(texts: pl.Series, pairs: np.ndarray, ngram: int, unit: Unit) -> np.ndarray:
+def _exact(pick: Callable[[np.ndarray], pl.Series], pairs: np.ndarray, ngram: int, unit: Unit) -> np.ndarray:
     """Exact Jaccard of candidate pairs, shingling again only the rows that are candidates."""
     involved, local = np.unique(pairs, return_inverse=True)
-    row_ids, hashes = shingle_hashes(texts.gather(involved), ngram, unit)
+    row_ids, hashes = shingle_hashes(pick(involved), ngram, unit)
     return minhash.exact_jaccard(local.reshape(pairs.shape), row_ids, hashes)
 
 
 def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx=None) -> schema.StageResult:
     """Keep one row per near-duplicate cluster (the first, or the one with the highest margin)."""
     config = config or NearDedupeConfig()
-    texts = frame.select(all_text("prompt") if config.scope == "prompt" else pair_text()).to_series()
-    clusters = near_duplicate_clusters(
-        texts, ngram=config.ngram, unit=config.unit, threshold=config.threshold, num_perm=config.num_perm,
-        bands=config.bands, rows=config.rows, verify=config.verify)
+    text = all_text("prompt") if config.scope == "prompt" else pair_text()
+    clusters = _clusters(
+        frame.height, lambda start, length: frame.slice(start, length).select(text).to_series(),
+        lambda rows: frame[rows].select(text).to_series(), ngram=config.ngram, unit=config.unit,
+        threshold=config.threshold, num_perm=config.num_perm, bands=config.bands, rows=config.rows,
+        verify=config.verify)
     marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
     if config.keep == "highest_margin":
         marked = marked.sort(pl.col("margin").fill_null(float("-inf")), "_order", descending=[True, False])
