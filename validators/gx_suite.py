@@ -197,4 +197,8 @@ def _run(gx: Any, context: Any, source: Any, asset_name: str, suite: Any, frame:
     batch = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe(asset_name)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{SUITE}-{asset_name}", data=batch, suite=suite))
-    return definition.run(batch_parameters={"dataframe": frame})
+    # Name offending rows by their 1-based `row` (or the figure's `name`), so Data Docs point at them.
+    index = "row" if "row" in frame.columns else "name"
+    return definition.run(batch_parameters={"dataframe": frame},
+                          result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index],
+                                         "partial_unexpected_count": 10})
