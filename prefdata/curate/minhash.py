@@ -86,21 +86,34 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 
 def exact_jaccard(pairs: np.ndarray, rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of the shingle sets of each pair, by joins over (row, hash) tables."""
-    import polars as pl
+    """Jaccard similarity of the shingle sets of each pair: every shingle of the first row is looked up
+    among the (row, shingle) keys of the second, by binary search in one sorted array."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    order = np.lexsort((hashes, rows))
+    rows, hashes = rows[order], hashes[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (hashes[1:] != hashes[:-1])
+    rows, hashes = rows[first], hashes[first]  # each row's set, sorted
+    n_rows = int(max(rows.max(initial=-1), pairs.max())) + 1
+    sizes = np.bincount(rows, minlength=n_rows)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    keys = np.sort(_key(rows, hashes))
+    a, b = pairs[:, 0], pairs[:, 1]
+    count = sizes[a]
+    pair = np.repeat(np.arange(len(pairs)), count)
+    at = np.repeat(starts[a] - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(count.sum())
+    probe = _key(b[pair], hashes[at])
+    found = keys[np.minimum(np.searchsorted(keys, probe), len(keys) - 1)] == probe
+    inter = np.bincount(pair, weights=found, minlength=len(pairs))
+    union = sizes[a] + sizes[b] - inter
+    return np.divide(inter, union, out=np.zeros(len(pairs)), where=union > 0)
 
-    sets = pl.DataFrame({"row": rows, "h": hashes}).unique()
-    sizes = sets.group_by("row").len()
-    edges = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1]}).with_row_index("e")
-    inter = (edges.join(sets, left_on="a", right_on="row")
-             .join(sets, left_on=["b", "h"], right_on=["row", "h"])
-             .group_by("e").len("inter"))
-    out = (edges.join(inter, on="e", how="left")
-           .join(sizes.rename({"row": "a", "len": "na"}), on="a", how="left")
-           .join(sizes.rename({"row": "b", "len": "nb"}), on="b", how="left")
-           .sort("e")
-           .select(pl.col("inter").fill_null(0) / (pl.col("na") + pl.col("nb") - pl.col("inter").fill_null(0))))
-    return out.to_series().fill_nan(0.0).to_numpy()
+
+def _key(rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (row, shingle); a false match needs a 64-bit collision."""
+    with np.errstate(over="ignore"):
+        return mix(hashes ^ mix(rows.astype(np.uint64) + np.uint64(1)))
 
 
 def components(n_rows: int, pairs: np.ndarray) -> np.ndarray:
