@@ -5,6 +5,7 @@ Modules load on first use, so that reading a spec (which imports `curate.config`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 
 _STEPS = {  # step name -> (module, function)
@@ -17,11 +18,18 @@ _STEPS = {  # step name -> (module, function)
 }
 
 
-class _Steps(dict):
-    def __missing__(self, name: str):
+class _Steps(Mapping):
+    """Step name -> function, importing each step's module on first use."""
+
+    def __getitem__(self, name: str):
         module, function = _STEPS[name]
-        self[name] = getattr(import_module(f"prefdata.curate.{module}"), function)
-        return self[name]
+        return getattr(import_module(f"prefdata.curate.{module}"), function)
+
+    def __iter__(self):
+        return iter(_STEPS)
+
+    def __len__(self) -> int:
+        return len(_STEPS)
 
 
 STEPS = _Steps()
