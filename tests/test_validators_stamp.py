@@ -93,3 +93,23 @@ def test_cli_writes_the_stamp_and_no_stamp_does_not(kto):
     assert done.returncode == 0 and not stamp_path(kto).exists()
     done = run_cli("validate", kto, "--set", "min_pairs=100", "--set", "max_encoding_problem_share=0.01")
     assert done.returncode == 0 and check_stamp(kto).ok
+
+
+def test_a_build_folder_brings_its_judgments_and_its_spec_thresholds(tmp_path):
+    from prefdata import schema
+
+    folder = tmp_path / "built"
+    frame = to_frame(pair_records(60, scores=True))
+    write_table(frame, folder / "data.parquet")
+    verdicts = [{"prompt_id": f"p{i}", "judge": "j", "a_id": "a", "b_id": "b", "order": order,
+                 "winner": "a" if order == "ab" or i % 2 else "b", "parse_ok": True}
+                for i in range(20) for order in ("ab", "ba")]
+    schema.conform(pl.DataFrame(verdicts), schema.JUDGMENTS).write_parquet(folder / "judgments.parquet")
+    spec = {"name": "x", "curate": [{"step": "filter", "min_margin": 2.0}], "validation": {"min_pairs": 50}}
+    (folder / "manifest.json").write_text(json.dumps({"spec": spec}))
+    report = validate(folder)
+    assert report.settings["thresholds"]["min_pairs"] == 50 and report.settings["thresholds"]["min_margin"] == 2.0
+    position = report.check("judge_position_consistency")
+    assert not position.skipped and position.value == 0.5 and not position.passed
+    assert report.check("judge_parse_failures").value == 0.0
+    assert report.passed and check_stamp(folder).ok  # warnings only
