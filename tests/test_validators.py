@@ -249,7 +249,7 @@ def test_judge_parse_failures_and_position_consistency(clean):
                          only=("judge_parse_failures", "judge_position_consistency"))
     parse, position = bad.checks
     assert not parse.passed and parse.value == 0.1  # 20 of 200 verdicts unread
-    assert parse.examples[0]["raw"] == "I cannot decide"
+    assert parse.examples[0]["raw"] == "I cannot decide" and parse.figures == {"by_judge": {"j": 0.1}}
     assert not position.passed and position.figures == {"comparisons": 80, "consistent": 40}
     assert position.value == 0.5
     good = validate_frame(clean, "pairwise", judgments=_judgments(100, failed=2, inconsistent=5),

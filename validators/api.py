@@ -23,7 +23,7 @@ from prefdata.io.sources import iter_raw
 from validators.catalogue import run_checks
 from validators.inputs import Inputs
 from validators.result import Report
-from validators.stamp import PREFDATA_DATA, docs_path, write_stamp
+from validators.stamp import DOCS, PREFDATA_DATA, docs_path, write_stamp
 from validators.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
@@ -128,6 +128,11 @@ def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | N
     return report
 
 
+def _docs_for(path: Path) -> Path:
+    """Data Docs beside local data; for a Hub id, in the working folder under the id's name."""
+    return docs_path(path) if path.exists() else Path(str(path).replace("/", "__") + "." + DOCS)
+
+
 def validate(data: str | Path, *, format: str | None = None, split: str | None = None,
              thresholds: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
              tokenizer: Any = None, max_length: int | None = None, test: str | Path | None = None,
@@ -153,7 +158,7 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
     report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
                             test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,
                             examples=examples, data=str(data), content_fingerprint=fingerprint(result.frame),
-                            gx_docs=docs_path(path) if gx else None)
+                            gx_docs=_docs_for(path) if gx else None)
     report.settings["format"] = result.format
     report.settings["rows_in"] = result.rows_in
     if stamp and path.exists():

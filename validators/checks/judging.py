@@ -17,8 +17,11 @@ def judge_parse_failures(inp: Inputs) -> CheckResult:
     rate = failed.height / j.height if j.height else 0.0
     examples = [{"prompt_id": r.get("prompt_id"), "judge": r.get("judge"), "raw": (r.get("raw") or "")[:160],
                  "error": r.get("error")} for r in failed.head(inp.examples).iter_rows(named=True)]
+    by_judge = (j.group_by("judge").agg((~pl.col("parse_ok").fill_null(False)).mean().round(4).alias("rate"))
+                .sort("judge"))
     return CheckResult("judge_parse_failures", "warning", rate <= limit, round(rate, 4), f"<= {limit}",
-                       f"{failed.height} of {j.height} verdicts could not be read", examples=examples)
+                       f"{failed.height} of {j.height} verdicts could not be read",
+                       figures={"by_judge": dict(by_judge.iter_rows())}, examples=examples)
 
 
 def judge_position_consistency(inp: Inputs) -> CheckResult:
