@@ -37,7 +37,7 @@ def row_flags(inp: Inputs) -> pl.DataFrame:
         "encoding_problem": rows.encoding_problem(inp),
         "leaked": rows.leaked(inp),
     }
-    frame = inp.frame.with_row_index("row", offset=1).select("row", **columns)
+    frame = inp.frame.lazy().with_row_index("row", offset=1).select("row", **columns).collect()
     near = rows.near_repeat(inp.frame.select(rows.row_text(inp))[:, 0], t.near_duplicate_threshold)
     frame = frame.with_columns(near.alias("near_repeat"))
     if "margin" in inp.frame.columns:

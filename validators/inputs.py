@@ -60,7 +60,13 @@ def preview(text: Any) -> Any:
     return text
 
 
-def example_rows(frame: pl.DataFrame, mask: pl.Expr, n: int, **columns: pl.Expr) -> list[dict[str, Any]]:
+def flags(frame: pl.DataFrame, expr: pl.Expr) -> pl.Series:
+    """A per-row flag, computed once; lazily, so Polars shares repeated sub-expressions (such as the
+    normalised keys of chosen and rejected)."""
+    return frame.lazy().select(expr.alias("flag")).collect()["flag"]
+
+
+def example_rows(frame: pl.DataFrame, mask: pl.Expr | pl.Series, n: int, **columns: pl.Expr) -> list[dict[str, Any]]:
     """Up to `n` rows where `mask` holds: 1-based `row`, the row's ids, and the given columns (previewed)."""
     ids = [c for c in ("pair_id", "prompt_id") if c in frame.columns]
     picked = (frame.with_row_index("row", offset=1).filter(mask).head(n)

@@ -6,7 +6,7 @@ import polars as pl
 
 from prefdata.io.reader import TABLES
 from validators import rows
-from validators.inputs import Inputs, dropped_examples, example_rows
+from validators.inputs import Inputs, dropped_examples, example_rows, flags
 from validators.result import CheckResult
 
 EMPTY = "empty_text"  # the reader's drop reason for empty text; every other drop reason is a schema problem
@@ -47,8 +47,8 @@ def empty_text(inp: Inputs) -> CheckResult:
 
 def chosen_differs(inp: Inputs) -> CheckResult:
     """chosen = rejected (after curation's normalisation) teaches nothing: an error."""
-    same = rows.identical(inp)
-    count = int(inp.frame.select(same.sum()).item())
+    same = flags(inp.frame, rows.identical(inp))
+    count = int(same.sum())
     return CheckResult("chosen_differs", "error", count == 0, count, 0, f"{count} pairs whose chosen equals rejected",
                        examples=example_rows(inp.frame, same, inp.examples,
                                              chosen=pl.col("chosen").list.last().struct.field("content")))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import polars as pl
 
 from validators import rows
-from validators.inputs import Inputs, example_rows
+from validators.inputs import Inputs, example_rows, flags
 from validators.result import CheckResult
 
 
 def exact_duplicates(inp: Inputs) -> CheckResult:
     limit = inp.thresholds.max_exact_duplicate_rate
-    repeat = rows.exact_repeat(inp)
-    count = int(inp.frame.select(repeat.sum()).item())
+    repeat = flags(inp.frame, rows.exact_repeat(inp))
+    count = int(repeat.sum())
     rate = count / inp.rows if inp.rows else 0.0
     return CheckResult("exact_duplicates", "warning", rate <= limit, round(rate, 4), f"<= {limit}",
                        f"{count} rows repeat an earlier row (normalised text)", figures={"rows": count},
