@@ -9,6 +9,10 @@ from typing import Any
 CARD = "README.md"
 
 
+def _f(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "n/a"
+
+
 def _stamp_lines(data: Any) -> list[str]:
     stamp = data.stamp or {}
     if data.stamp_state == "valid":
@@ -46,7 +50,7 @@ def render(config: Any, data: Any, summary: dict[str, Any]) -> str:
     ]
     if held:
         lines += ["| metric | value |", "|---|---|"] + [
-            f"| {k.removeprefix('eval_')} | {v:.4f} |" for k, v in held.items()
+            f"| {k.removeprefix('eval_')} | {_f(v)} |" for k, v in held.items()
             if k.startswith("eval_rewards/") or k == "eval_loss"]
         lines.append("")
         lines.append("Rewards are the implicit DPO rewards of the policy against the base model.")
@@ -57,7 +61,7 @@ def render(config: Any, data: Any, summary: dict[str, Any]) -> str:
         lines += ["", "During training (held-out):", "", "| step | " + " | ".join(
             k.removeprefix("eval_") for k in history[0] if k != "step") + " |",
             "|---" * len(history[0]) + "|"]
-        lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()) + " |"
+        lines += ["| " + " | ".join(_f(v) if k != "step" else str(v) for k, v in row.items()) + " |"
                   for row in history]
     lines += ["", "## Red flags and warnings", ""]
     flags = summary.get("red_flags") or []

@@ -60,6 +60,7 @@ def train(
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the method's)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="DPO/IPO/KTO/SimPO beta, ORPO lambda."),
     eval_fraction: Optional[float] = typer.Option(None, "--eval-fraction", help="Share of prompts held out."),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Held-out evaluation every N steps."),
     merge: Optional[bool] = typer.Option(None, "--merge/--adapter", help="Save the LoRA adapter merged or alone."),
     early_stop: Optional[bool] = typer.Option(None, "--early-stop", help="Stop on a severe red flag."),
     skip_validation: Optional[bool] = typer.Option(None, "--skip-validation",
@@ -73,7 +74,7 @@ def train(
 
     overrides = dict(method=method, profile=profile, model=model, data=data, output=output, max_steps=max_steps,
                      max_length=max_length, batch_size=batch_size, learning_rate=learning_rate, beta=beta,
-                     eval_fraction=eval_fraction, merge=merge, early_stop=early_stop,
+                     eval_fraction=eval_fraction, eval_steps=eval_steps, merge=merge, early_stop=early_stop,
                      skip_validation=skip_validation, launch=launch, num_processes=num_processes)
     try:
         config = load_config(config_file, overrides)
@@ -109,18 +110,22 @@ def _launch(config: Any, dry_run: bool) -> None:
     typer.echo(shlex.join(cmd))
 
 
+def _f(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "n/a"
+
+
 def _print_summary(summary: dict[str, Any], output: str) -> None:
     held = summary.get("held_out") or {}
     typer.echo(f"{summary['method']} / {summary['profile']}: {summary['steps']} steps, train loss "
-               f"{summary['train_loss']:.4f}; saved {summary['saved']} to {output}/model")
+               f"{_f(summary['train_loss'])}; saved {summary['saved']} to {output}/model")
     for row in summary.get("history") or []:
         acc = row.get("eval_rewards/accuracies")
         if acc is not None:
-            typer.echo(f"  step {row['step']}: held-out reward accuracy {acc:.3f}, margin "
-                       f"{row.get('eval_rewards/margins', float('nan')):.4f}")
+            typer.echo(f"  step {row['step']}: held-out reward accuracy {_f(acc, 3)}, margin "
+                       f"{_f(row.get('eval_rewards/margins'))}")
     if held:
-        typer.echo(f"held-out vs reference: reward accuracy {held.get('eval_rewards/accuracies', float('nan')):.3f}, "
-                   f"margin {held.get('eval_rewards/margins', float('nan')):.4f}")
+        typer.echo(f"held-out vs reference: reward accuracy {_f(held.get('eval_rewards/accuracies'), 3)}, "
+                   f"margin {_f(held.get('eval_rewards/margins'))}")
     for flag in summary.get("red_flags") or []:
         typer.echo(f"red flag: {flag['flag']} at step {flag['step']}: {flag['message']}")
     if summary["stamp_state"] != "valid":
@@ -174,8 +179,7 @@ def eval_(
         return
     reward = result.get("reward") or {}
     typer.echo(f"{result['held_out_rows']} held-out rows: reward accuracy "
-               f"{reward.get('eval_rewards/accuracies', float('nan')):.3f}, margin "
-               f"{reward.get('eval_rewards/margins', float('nan')):.4f}")
+               f"{_f(reward.get('eval_rewards/accuracies'), 3)}, margin {_f(reward.get('eval_rewards/margins'))}")
     if "win_rate" in result:
         w = result["win_rate"]
         typer.echo(f"win rate vs reference {w['win_rate']:.3f} ({w['wins']} wins, {w['losses']} losses, "

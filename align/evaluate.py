@@ -34,6 +34,9 @@ def reward_eval(policy: Any, reference: Any, tok: Any, pairs: pl.DataFrame, *, b
                          disable_tqdm=True, save_strategy="no")
         trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, eval_dataset=data,
                              processing_class=tok)
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # the figures are returned, not printed
         metrics = trainer.evaluate()
     return {k: float(v) for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))}
 
@@ -185,7 +188,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
     cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
                       method="dpo", skip_validation=skip_validation, **fields)
-    run_data = load_run_data(cfg)
+    from align.train import drop_long_prompts
+
+    max_length = max_length or run.get("max_length") or 1024
+    run_data, _ = drop_long_prompts(load_run_data(cfg), tok, max_length)  # as the run did
     held = run_data.held_out
     if held.height == 0:
         raise PrefdataError(f"{data}: no held-out rows (eval_fraction 0 and no test split)")
@@ -194,8 +200,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     out: dict[str, Any] = {"checkpoint": str(checkpoint), "data": data, "held_out_rows": held.height,
                            "stamp": run_data.stamp_state}
     if run_data.kind == "pairwise":
-        out["reward"] = reward_eval(policy, ref, tok, held, beta=run.get("beta") or 0.1,
-                                    max_length=max_length or run.get("max_length") or 1024, batch_size=batch_size)
+        beta = run.get("beta") if run.get("method") in ("dpo", "ipo", "kto") else 0.1
+        out["reward"] = reward_eval(policy, ref, tok, held, beta=beta or 0.1, max_length=max_length,
+                                    batch_size=run.get("batch_size") or batch_size)
     if win:
         out["win_rate"] = win_rate(policy, ref, tok, held, judges, max_new_tokens=max_new_tokens, limit=limit)
     return out

@@ -21,17 +21,17 @@ def callback(path: Path) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
                 return
-            row = {"step": state.global_step, "epoch": state.epoch,
-                   **{k: v for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}}
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            append(path, {"step": state.global_step, "epoch": state.epoch,
+                          **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
     return MetricsCallback()
 
 
 def append(path: Path, row: dict[str, Any]) -> None:
+    """One row; NaN (an empty completion after truncation) is written as null, which JSON can hold."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
     with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json.dumps(clean) + "\n")
 
 
 def read(path: Path) -> pl.DataFrame:

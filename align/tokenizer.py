@@ -57,3 +57,18 @@ def truncation(frame: pl.DataFrame, kind: str, tok: Any, max_length: int, max_sh
     if not checks["prompt_prefix"].passed:
         figures["prefix_warning"] = checks["prompt_prefix"].message
     return figures
+
+
+MIN_COMPLETION_TOKENS = 8
+
+
+def prompt_fits(frame: pl.DataFrame, tok: Any, max_length: int) -> pl.Series:
+    """True where the rendered prompt leaves room for a completion within max_length. ORPO and CPO/SimPO
+    keep the prompt whole when truncating, so a prompt that fills max_length leaves an empty completion,
+    whose mean log-prob is NaN, and one NaN loss poisons every weight."""
+    if frame.height == 0:
+        return pl.Series("fits", [], dtype=pl.Boolean)
+    texts = [tok.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in p], tokenize=False,
+                                     add_generation_prompt=True) for p in frame["prompt"].to_list()]
+    lengths = pl.Series([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]])
+    return (lengths <= max_length - MIN_COMPLETION_TOKENS).alias("fits")

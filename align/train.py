@@ -113,6 +113,10 @@ def train(config: Any) -> dict[str, Any]:
     warnings += [trunc[k] for k in ("warning", "prefix_warning") if k in trunc]
     for w in warnings:
         log.warning(w)
+    data, dropped = drop_long_prompts(data, tok, config.max_length)
+    if dropped:
+        warnings.append(dropped)
+        log.warning(dropped)
     train_ds = to_dataset(data.train, data.kind, config.method, config.seed)
     eval_ds = to_dataset(data.held_out, data.kind, config.method, config.seed) if data.held_out.height else None
     if config.method == "kto" and (balance := kto_balance(train_ds, config.desirable_weight,
@@ -150,6 +154,24 @@ def train(config: Any) -> dict[str, Any]:
     return summary
 
 
+def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
+    """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
+    from align.tokenizer import prompt_fits
+
+    counts = []
+    for name in ("train", "held_out"):
+        frame = getattr(data, name)
+        fits = prompt_fits(frame, tok, max_length)
+        counts.append(frame.height - int(fits.sum()))
+        setattr(data, name, frame.filter(fits))
+    if not sum(counts):
+        return data, None
+    if data.train.height == 0:
+        raise PrefdataError(f"every training prompt fills max_length {max_length}; raise max_length")
+    return data, (f"left out {counts[0]} training and {counts[1]} held-out rows whose prompt alone fills "
+                  f"max_length {max_length} (no room for the completion)")
+
+
 def final_eval(model: Any, config: Any, tok: Any, held_out: Any) -> dict[str, float]:
     """Reward accuracy and margins of the trained policy against the base model on the held-out pairs."""
     from transformers import AutoModelForCausalLM
@@ -177,7 +199,7 @@ def held_out_history(path: Path) -> list[dict[str, Any]]:
         return []
     if "final" in frame.columns:  # the closing evaluation against the base model is reported on its own
         frame = frame.filter(pl.col("final").is_null())
-    return frame.select("step", *keys).drop_nulls(keys[0]).to_dicts()
+    return frame.select("step", *keys).filter(pl.any_horizontal(pl.col(keys).is_not_null())).to_dicts()
 
 
 def refuse_if_unrunnable(config: Any) -> None:

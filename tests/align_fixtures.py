@@ -39,16 +39,38 @@ def stamped_kto(tmp_path_factory) -> Path:
     return shortest(KTO_DEMO, tmp_path_factory.mktemp("kto") / "kto.parquet", 40, "unpaired")
 
 
+def small_tokenizer(embedded_model: Path, texts: list[str]):
+    """A 600-token byte-level BPE trained on the data, with ChatML specials and SmolLM2's chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>")
+    tok.chat_template = AutoTokenizer.from_pretrained(str(embedded_model)).chat_template
+    return tok
+
+
 @pytest.fixture(scope="session")
 def tiny_model(embedded_model, tmp_path_factory) -> Path:
-    """A 2-layer Llama with random weights and SmolLM2's tokenizer (which has a chat template)."""
+    """A 2-layer Llama with random weights and a small tokenizer with a chat template, built offline."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(str(embedded_model))
+    from prefdata.io import read_dataset
+
+    frame = read_dataset(DPO_DEMO).frame.head(100)
+    texts = [m["content"] for column in ("prompt", "chosen", "rejected") for turns in frame[column].to_list()
+             for m in turns]
+    tok = small_tokenizer(embedded_model, texts)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                          tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id)
     target = tmp_path_factory.mktemp("tiny") / "tiny-llama"
