@@ -90,6 +90,7 @@ def test_unpaired_completions(tok, model_dir):
     assert checks["token_lengths"].figures["prompt_completion"]["max"] == max(_lengths(tok, frame, "completion"))
 
 
+@pytest.mark.slow  # two CLI runs that load transformers and render 300 rows each: about 25 s here
 def test_cli_exit_code_follows_the_preflight(model_dir):
     short = run_cli("validate", KTO_DEMO, "--tokenizer", model_dir, "--no-stamp", "--json")
     long = run_cli("validate", KTO_DEMO, "--tokenizer", model_dir, "--max-length", "8192", "--no-stamp", "--json")
