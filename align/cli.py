@@ -193,13 +193,14 @@ def sweep(
     lrs: Optional[str] = typer.Option(None, "--lr", help="Comma-separated learning rates (default: the config's)."),
     output: Optional[str] = typer.Option(None, "--output", help="Sweep folder (default: the config's output)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    model: Optional[str] = typer.Option(None, "--model", help="Model (default: the config's)."),
 ) -> None:
     """Train once per (beta, learning rate) and print the held-out results table."""
     try:
         from align.config import load_config
         from align.sweep import run_sweep
 
-        config = load_config(config_file, {"output": output, "max_steps": max_steps})
+        config = load_config(config_file, {"output": output, "max_steps": max_steps, "model": model})
         grid_b = [float(x) for x in betas.split(",") if x.strip()]
         grid_lr = [float(x) for x in lrs.split(",") if x.strip()] if lrs else [None]
     except ValueError as exc:
