@@ -83,11 +83,49 @@ class GenerateSpec(Strict):
                                                             "the n samples.")
 
 
+class RubricSpec(Strict):
+    aspects: list[str] = Field(["helpfulness", "accuracy", "clarity", "safety"], min_length=1,
+                               description="Named aspects a pointwise judge scores (UltraFeedback style).")
+    scale: Literal[5, 10] = Field(10, description="Scores run from 1 to this.")
+
+
 class JudgeSpec(Strict):
+    name: str | None = Field(None, description="Judge name in tables (default: model name and kind).")
+    kind: Literal["pairwise", "pointwise"] = Field(
+        "pairwise", description="pairwise: A vs B with a winner. pointwise: a rubric score per answer.")
     backend: BackendSpec = Field(default_factory=BackendSpec)
-    name: str | None = Field(None, description="Judge name in tables (default: the model name).")
     max_tokens: int = Field(96, ge=8, description="Longest verdict, in tokens.")
-    swap: bool = Field(False, description="Judge each comparison in both orders; disagreement becomes a tie.")
+    swap: bool = Field(True, description="Judge each pairwise comparison in both orders (position-bias check).")
+    rubric: RubricSpec = Field(default_factory=RubricSpec)
+    prompt: str | None = Field(None, description="Custom user-prompt template: {conversation}, {answer_a}, "
+                                                 "{answer_b} (pairwise) or {answer}, {aspects}, {scale} (pointwise), "
+                                                 "and {nonce} for the block tags.")
+    retries: int = Field(1, ge=0, le=3, description="Corrective re-asks when a verdict cannot be read.")
+
+
+def judge_name(judge: JudgeSpec) -> str:
+    """The judge's name in tables: its `name`, else its model and kind."""
+    if judge.name:
+        return judge.name
+    model = judge.backend.model or ("SmolLM2-135M-Instruct" if judge.backend.kind == "embedded"
+                                    else judge.backend.kind)
+    return f"{model.rstrip('/').split('/')[-1]}:{judge.kind}"  # Hub ids and paths: the last part
+
+
+class PanelSpec(Strict):
+    method: Literal["majority", "mean_score", "bradley_terry"] = Field(
+        "majority", description="How the judges' verdicts become one decision per comparison.")
+    inconsistent: Literal["tie", "scores"] = Field(
+        "tie", description="A judge whose two orders disagree: a tie, or settled by its mean scores.")
+    pairing: Literal["best_vs_worst", "best_vs_each", "all_pairs"] = Field(
+        "best_vs_worst", description="Which decided comparisons become pairs; ties are never paired.")
+
+
+class GoldSpec(Strict):
+    path: str = Field(description="Known-answer pairs (any pairwise format): chosen must win.")
+    format: str | None = None
+    min_accuracy: float = Field(0.6, ge=0, le=1, description="A judge below this accuracy is flagged or dropped.")
+    action: Literal["flag", "drop"] = Field("flag", description="flag: report it. drop: leave it out of the panel.")
 
 
 class OutputSpec(Strict):
@@ -105,7 +143,10 @@ class Spec(Strict):
     description: str = ""
     sources: list[SourceSpec] = Field(min_length=1)
     generate: GenerateSpec = Field(default_factory=GenerateSpec)
-    judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1,
+                                    description="The judge panel (one judge is a panel of one).")
+    panel: PanelSpec = Field(default_factory=PanelSpec)
+    gold: GoldSpec | None = Field(None, description="Known-answer pairs mixed in to measure each judge.")
     curate: list[StepConfig] = Field(
         default_factory=lambda: [DedupeConfig()],
         description="Curation steps, in order: dedupe, near_dedupe, filter, decontaminate, length_balance, split "
@@ -120,6 +161,24 @@ class Spec(Strict):
     max_cost: float | None = Field(None, gt=0, description="Stop sending requests once this many USD are spent; "
                                                            "everything finished so far is kept.")
     base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_judge(cls, data: Any) -> Any:
+        """`judge:` (one judge) is accepted as shorthand for `judges: [...]`."""
+        if isinstance(data, dict) and "judge" in data:
+            if "judges" in data:
+                raise ValueError("give 'judge' or 'judges', not both")
+            data = {**data, "judges": [data["judge"]]}
+            del data["judge"]
+        return data
+
+    @model_validator(mode="after")
+    def _unique_judge_names(self) -> "Spec":
+        names = [judge_name(j) for j in self.judges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"judge names must differ (got {names}); set 'name' on each judge")
+        return self
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
