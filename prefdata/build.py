@@ -22,10 +22,11 @@ from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.generate import generate, generators
 from prefdata.io import read_dataset, write_table
-from prefdata.judge.pairwise import judge
+from prefdata.judge.report import judge_report
+from prefdata.judge.stage import judge
 from prefdata.pair import pair
 from prefdata.report.card import render_card
-from prefdata.spec import Spec, load_spec
+from prefdata.spec import Spec, judge_name, load_spec
 
 PACKAGES = ("prefdata", "polars", "pydantic", "datasets", "torch", "transformers", "trl")
 
@@ -70,6 +71,26 @@ def read_prompts(spec: Spec) -> schema.StageResult:
     return schema.StageResult(kept, pl.concat(dropped))
 
 
+def read_gold(spec: Spec) -> pl.DataFrame | None:
+    """The spec's known-answer pairs, or None."""
+    if spec.gold is None:
+        return None
+    result = read_dataset(spec.resolve(spec.gold.path), format=spec.gold.format)
+    if result.kind != "pairwise" or result.frame.height == 0:
+        raise PrefdataError(f"{spec.gold.path}: gold items must be preference pairs (found {result.kind}, "
+                            f"{result.frame.height} rows)")
+    return result.frame
+
+
+def _judge_counts(judged: schema.StageResult) -> dict:
+    """Comparisons in (gold items aside) = judged + dropped (identical answers need no judge)."""
+    regular = judged.kept.filter(~pl.col("gold"))
+    dropped = judged.dropped.filter(~pl.col("prompt_id").str.starts_with("gold:"))
+    compared = regular.select("prompt_id", "a_id", "b_id").unique().height
+    reasons = dict(sorted(dropped.group_by("reason").len().iter_rows()))
+    return {"in": compared + dropped.height, "kept": compared, "dropped": reasons, "judgments": regular.height}
+
+
 def _count(counts: dict, stage: str, rows_in: int, result: schema.StageResult) -> None:
     reasons = result.dropped.group_by("reason").len().sort("reason")
     counts[stage] = {"in": rows_in, "kept": result.kept.height,
@@ -98,14 +119,22 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         generated = generate(prompts, spec.generate, ctx)
         _count(counts, "generate", prompts.height * spec.generate.n * len(generators(spec.generate)), generated)
 
-        judged = judge(generated.kept, spec.judge, ctx, prompts=prompts)
-        compared = judged.kept.select("a_id", "b_id").unique().height
-        _count(counts, "judge", compared + judged.dropped.height, judged)
+        judged = judge(generated.kept, spec.judges, ctx, prompts=prompts, gold=read_gold(spec))
+        judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
+        ctx.keep("judging", judging)
+        voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
+        if not voters:
+            raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy}): "
+                                f"{judging['judges']}")
+        counts["judge"] = _judge_counts(judged)
 
-        paired = pair(judged.kept, candidates=generated.kept, prompts=prompts)
-        _count(counts, "pair", compared, paired)
+        scales = {judge_name(j): (j.rubric.scale if j.kind == "pointwise" else 10) for j in spec.judges}
+        paired = pair(judged.kept, spec.panel, ctx, candidates=generated.kept, prompts=prompts, scales=scales,
+                      judges=voters)
+        _count(counts, "pair", counts["judge"]["kept"], paired)
 
-        data, dropped = paired.kept, [sources.dropped, generated.dropped, judged.dropped, paired.dropped]
+        judge_dropped = judged.dropped.filter(~pl.col("prompt_id").str.starts_with("gold:"))
+        data, dropped = paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped]
         for index, step in enumerate(spec.curate):
             curated = run_step(data, step, ctx)
             name = step.step if step.step not in counts else f"{step.step}_{index}"
@@ -124,14 +153,15 @@ def _write(spec: Spec, out: Path, data: pl.DataFrame, dropped: pl.DataFrame, can
     dropped.write_parquet(out / "dropped.parquet")
     judgments.write_parquet(out / "judgments.parquet")
     candidates.write_parquet(out / "candidates.parquet")
+    if ctx.artifacts.get("scores"):
+        pl.concat(ctx.artifacts["scores"]).write_parquet(out / "scores.parquet")
     manifest = {
         "name": spec.name,
         "rows": data.height,
         "fingerprint": fingerprint(data),
         "counts": counts,
         "dropped": dict(sorted(dropped.group_by("reason").len().iter_rows())),
-        "judge": {"parse_ok_rate": round(float(judgments["parse_ok"].mean() or 0.0), 4),
-                  "verdicts": judgments.height},
+        "judging": ctx.artifacts.get("judging", [{}])[0],
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,

@@ -215,6 +215,24 @@ from prefdata.commands.curate import register as _register_curate  # noqa: E402 
 
 _register_curate(app)
 
+@app.command()
+def push(
+    folder: Path = typer.Argument(..., help="Dataset folder written by prefdata build (or convert)."),
+    repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME of the Hub dataset repo."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    token_env: str = typer.Option("HF_TOKEN", help="Environment variable holding the Hub token."),
+    stage_only: Optional[Path] = typer.Option(None, "--stage-only", help="Write the folder that would be "
+                                              "uploaded here, and upload nothing."),
+) -> None:
+    """Publish a dataset folder to the Hugging Face Hub (splits, card, plots, validation stamp)."""
+    from prefdata.publish import push as run_push, stage_upload
+
+    if stage_only is not None:
+        _err(f"staged {stage_upload(folder, stage_only)} (nothing uploaded)")
+        return
+    _err(f"pushed {folder} to {repo_id}: {run_push(folder, repo_id, private=private, token_env=token_env)}")
+
+
 def main() -> None:
     import click
 
@@ -233,6 +251,6 @@ def main() -> None:
             raise
         hint = " (--on-error skip sets bad records aside)" if getattr(exc, "line", None) or getattr(
             exc, "row", None) else ""
-        _err(f"error: {exc}{hint}")
+        _err(f"error: {' '.join(str(exc).split())}{hint}")  # one line, whatever the cause said
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code or 0)

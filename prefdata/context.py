@@ -19,6 +19,10 @@ class Context:
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tokens in/out
     backends: dict[str, Backend] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)  # tokens and cost per model; `max_cost` stops new requests
+    artifacts: dict[str, list] = field(default_factory=dict)  # side tables a stage wants written (name -> frames)
+
+    def keep(self, name: str, frame) -> None:
+        self.artifacts.setdefault(name, []).append(frame)
 
     def backend(self, spec) -> Backend:
         """The backend a `BackendSpec` names, made once per run (a local model loads once)."""
