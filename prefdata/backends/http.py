@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from dataclasses import replace
 from typing import Any, Awaitable, Sequence
 
 from prefdata.backends import structured
@@ -121,4 +120,4 @@ def strip_prefill(text: str, prefill: str) -> str:
     return stripped[len(prefill.strip()):] if prefill.strip() and stripped.startswith(prefill.strip()) else text
 
 
-__all__ = ["HTTPBackend", "run_sync", "strip_prefill", "replace"]
+__all__ = ["HTTPBackend", "run_sync", "strip_prefill"]
