@@ -115,3 +115,17 @@ def test_qlora_trains_on_gpu(tiny_model, stamped_pairs, tmp_path):  # noqa: F811
                                       "--max-steps", "2", "--max-length", "128"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "q" / "summary.json").read_text())["steps"] == 2
+
+
+@pytest.mark.slow
+def test_win_rate_judged_in_both_orders(tiny_model, stamped_pairs, tmp_path):  # noqa: F811
+    """The tiny policy's answers against its reference's, judged by the embedded model in both orders."""
+    out = tmp_path / "run"
+    train_cli(tiny_model, stamped_pairs, out, "dpo", "--eval-fraction", "0.3")
+    result = CliRunner().invoke(app, ["eval", str(out), "--data", str(stamped_pairs), "--win-rate", "--limit", "3",
+                                      "--max-new-tokens", "12", "--json"])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    got = json.loads(result.output[result.output.index("{\n"):])["win_rate"]
+    assert got["prompts"] == 3 and got["wins"] + got["losses"] + got["ties"] == 3
+    assert got["win_rate"] == pytest.approx((got["wins"] + 0.5 * got["ties"]) / 3)
+    assert len(got["examples"]) == 3 and all(e["policy"] is not None for e in got["examples"])
