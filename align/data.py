@@ -139,7 +139,7 @@ def to_dataset(frame: pl.DataFrame, kind: str, method: str, seed: int) -> Any:
 def kto_balance(dataset: Any, desirable: float, undesirable: float) -> str | None:
     """KTO paper: keep w_D * n_D / (w_U * n_U) within [1, 4/3]."""
     labels = dataset["label"]
-    n_d = sum(1 for x in labels if x)
+    n_d = int(sum(labels))
     n_u = len(labels) - n_d
     if not n_d or not n_u:
         return f"KTO data has only {'desirable' if n_d else 'undesirable'} completions"

@@ -52,8 +52,6 @@ def trl_config(config: Any, hardware: dict[str, Any], output: Path, eval_rows: i
         **training_args(config.profile, hardware),
         **method_args(config),
     }
-    if config.method != "kto":  # KTO shuffles nothing itself: its KL pairing needs sequential batches
-        kwargs["dataloader_drop_last"] = False
     if eval_rows:
         kwargs.update(eval_strategy="steps", eval_steps=_eval_steps(config, train_rows), eval_on_start=True)
     if config.method in ("orpo", "simpo"):  # no quantization_config argument on these trainers
