@@ -1,7 +1,10 @@
-"""The build runner: spec -> sources -> generate -> judge -> pair -> curate -> dataset folder.
+"""The build runner: spec -> sources -> generate -> judge -> pair -> curate -> validate -> dataset folder.
 
-The folder holds `data.parquet` (TRL conversational columns plus scores), `dropped.parquet`
-(every removed row, with stage and reason), `manifest.json` and `README.md` (the card).
+Each stage's output is saved under `<output>/.run/` with the fingerprint of its inputs and config, so a
+re-run skips finished stages and an interrupted one resumes from the request cache (`prefdata.runner`).
+The folder holds `data.parquet` (TRL conversational columns plus scores), `dropped.parquet` (every removed
+row, with stage and reason), `manifest.json`, `validation.json` (the stamp), `README.md` (the card) and
+its plots, and the intermediate tables (`candidates`, `judgments`, `scores`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from prefdata.curate import run_step
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.generate import generate, generators
-from prefdata.io import read_dataset, write_table
+from prefdata.io import write_table
 from prefdata.judge.report import judge_report
 from prefdata.judge.stage import judge
 from prefdata.pair import pair
 from prefdata.report.card import render_card
+from prefdata.report.plots import write_plots
+from prefdata.runner import Runner, StageSkipped
+from prefdata.sources import read_gold, read_pairs, read_prompts
 from prefdata.spec import Spec, judge_name, load_spec
 
 PACKAGES = ("prefdata", "polars", "pydantic", "datasets", "torch", "transformers", "trl")
+__all__ = ["BuildResult", "build", "read_prompts"]
 
 
 @dataclass
@@ -37,6 +44,8 @@ class BuildResult:
     pairs: int
     dropped: int
     manifest: dict
+    stopped_after: str | None = None  # set when --until ended the run early
+    validation_passed: bool | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -49,37 +58,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def read_prompts(spec: Spec) -> schema.StageResult:
-    """Prompts from every source (any supported format: its prompts are used), repeats dropped."""
-    frames, dropped = [], []
-    for source in spec.sources:
-        result = read_dataset(spec.resolve(source.path), format=source.format, split=source.split)
-        frame = result.frame.select("prompt_id", "prompt", "source", *(["meta"] if "meta" in result.frame.columns
-                                                                         else []))
-        if source.limit:
-            dropped.append(schema.dropped_rows(frame.slice(source.limit), "sources", "over_limit",
-                                               id_column="prompt_id"))
-            frame = frame.head(source.limit)
-        frames.append(schema.conform(frame, schema.PROMPTS))
-        dropped.append(result.dropped.with_columns(pl.lit("sources").alias("stage")))
-    prompts = pl.concat(frames)
-    first = pl.col("prompt_id").is_first_distinct()
-    dropped.append(schema.dropped_rows(prompts.filter(~first), "sources", "duplicate_prompt", id_column="prompt_id"))
-    kept = prompts.filter(first)
-    if kept.height == 0:
-        raise PrefdataError("the spec's sources hold no prompts")
-    return schema.StageResult(kept, pl.concat(dropped))
+def _counts(rows_in: int, result: schema.StageResult) -> dict:
+    reasons = dict(sorted(result.dropped.group_by("reason").len().iter_rows()))
+    return {"in": rows_in, "kept": result.kept.height, "dropped": reasons}
 
 
-def read_gold(spec: Spec) -> pl.DataFrame | None:
-    """The spec's known-answer pairs, or None."""
-    if spec.gold is None:
-        return None
-    result = read_dataset(spec.resolve(spec.gold.path), format=spec.gold.format)
-    if result.kind != "pairwise" or result.frame.height == 0:
-        raise PrefdataError(f"{spec.gold.path}: gold items must be preference pairs (found {result.kind}, "
-                            f"{result.frame.height} rows)")
-    return result.frame
+RETRYABLE = ("generation_failed", "max_cost_reached")
+
+
+def _incomplete(result: schema.StageResult) -> bool:
+    """Did requests fail or get refused (max_cost)? Then the stage must run again next time."""
+    if "error" in result.kept.columns and result.kept["error"].is_not_null().any():
+        return True
+    return result.dropped["reason"].is_in(RETRYABLE).any()
 
 
 def _judge_counts(judged: schema.StageResult) -> dict:
@@ -91,83 +82,142 @@ def _judge_counts(judged: schema.StageResult) -> dict:
     return {"in": compared + dropped.height, "kept": compared, "dropped": reasons, "judgments": regular.height}
 
 
-def _count(counts: dict, stage: str, rows_in: int, result: schema.StageResult) -> None:
-    reasons = result.dropped.group_by("reason").len().sort("reason")
-    counts[stage] = {"in": rows_in, "kept": result.kept.height,
-                     "dropped": dict(zip(reasons["reason"].to_list(), reasons["len"].to_list()))}
+@dataclass
+class _Flow:
+    """What the stages hand on: the data, every dropped row, the counts, and the side tables."""
+
+    data: pl.DataFrame
+    dropped: list[pl.DataFrame]
+    counts: dict
+    tables: dict[str, pl.DataFrame]
+    judging: dict
+
+
+def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
+    sources = read_prompts(spec)
+    prompts = sources.kept
+    counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
+    n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
+
+    generated, extras = runner.stage(
+        "generate", [prompts], spec.generate.model_dump(mode="json"),
+        lambda: (result := generate(prompts, spec.generate, ctx),
+                 {"counts": _counts(n_generated, result), "incomplete": _incomplete(result)}))
+    counts["generate"] = extras["counts"]
+
+    gold = read_gold(spec)
+    judge_config = {"judges": [j.model_dump(mode="json") for j in spec.judges], "panel": spec.panel.inconsistent,
+                    "gold": spec.gold.model_dump(mode="json") if spec.gold else None}
+
+    def run_judge():
+        result = judge(generated.kept, spec.judges, ctx, prompts=prompts, gold=gold)
+        side = {"report": judge_report(result.kept, spec.panel.inconsistent, spec.gold),
+                "counts": _judge_counts(result), "incomplete": _incomplete(result)}
+        if ctx.artifacts.get("scores"):
+            side["scores"] = pl.concat(ctx.artifacts.pop("scores"))
+        return result, side
+
+    judged, judged_extras = runner.stage("judge", [generated.kept, prompts] + ([gold] if gold is not None else []),
+                                         judge_config, run_judge)
+    judging, counts["judge"] = judged_extras["report"], judged_extras["counts"]
+    voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
+    if not voters:
+        raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy})")
+
+    scales = {judge_name(j): (j.rubric.scale if j.kind == "pointwise" else 10) for j in spec.judges}
+    paired, extras = runner.stage(
+        "pair", [judged.kept, generated.kept, prompts], {"panel": spec.panel.model_dump(), "voters": voters},
+        lambda: (result := pair(judged.kept, spec.panel, ctx, candidates=generated.kept, prompts=prompts,
+                                scales=scales, judges=voters), {"counts": _counts(counts["judge"]["kept"], result)}))
+    counts["pair"] = extras["counts"]
+    judge_dropped = judged.dropped.filter(~pl.col("prompt_id").str.starts_with("gold:"))
+    tables = {"candidates": generated.kept, "judgments": judged.kept}
+    if "scores" in judged_extras:
+        tables["scores"] = judged_extras["scores"]
+    return _Flow(paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
+                 judging)
+
+
+def _curate_only(spec: Spec) -> _Flow:
+    sources = read_pairs(spec)
+    counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
+    return _Flow(sources.kept, [sources.dropped], counts, {}, {})
+
+
+def _curate(flow: _Flow, spec: Spec, ctx: Context, runner: Runner) -> None:
+    for index, step in enumerate(spec.curate):
+        name = step.step if step.step not in flow.counts else f"{step.step}_{index}"
+        data = flow.data
+        curated, extras = runner.stage(
+            f"curate.{index}.{step.step}", [data], step.model_dump(mode="json"),
+            lambda data=data, step=step: (result := run_step(data, step, ctx), {"counts": _counts(data.height, result)}),
+            group="curate")
+        flow.counts[name] = extras["counts"]
+        flow.data = curated.kept
+        flow.dropped.append(curated.dropped)
+    runner.done("curate")
 
 
 def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: bool = True,
-          quiet: bool = False) -> BuildResult:
-    """Run the whole flow and write the dataset folder. Usable from a notebook as from the CLI."""
+          quiet: bool = False, fresh: bool = False, start: str | None = None,
+          until: str | None = None) -> BuildResult:
+    """Run the whole flow and write the dataset folder. Usable from a notebook as from the CLI.
+
+    `fresh`: ignore saved stages; `start`: re-run from this stage on; `until`: stop after this stage.
+    """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
+    from prefdata.backends.cost import Meter, price_table
     from prefdata.backends.embedded import home
 
+    runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
     cache = RequestCache(spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite")
-    from prefdata.backends.cost import Meter, price_table
-
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
-    counts: dict[str, dict] = {}
     try:
-        sources = read_prompts(spec)
-        _count(counts, "sources", sources.kept.height + sources.dropped.height, sources)
-        prompts = sources.kept
-
-        generated = generate(prompts, spec.generate, ctx)
-        _count(counts, "generate", prompts.height * spec.generate.n * len(generators(spec.generate)), generated)
-
-        judged = judge(generated.kept, spec.judges, ctx, prompts=prompts, gold=read_gold(spec))
-        judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
-        ctx.keep("judging", judging)
-        voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
-        if not voters:
-            raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy}): "
-                                f"{judging['judges']}")
-        counts["judge"] = _judge_counts(judged)
-
-        scales = {judge_name(j): (j.rubric.scale if j.kind == "pointwise" else 10) for j in spec.judges}
-        paired = pair(judged.kept, spec.panel, ctx, candidates=generated.kept, prompts=prompts, scales=scales,
-                      judges=voters)
-        _count(counts, "pair", counts["judge"]["kept"], paired)
-
-        judge_dropped = judged.dropped.filter(~pl.col("prompt_id").str.starts_with("gold:"))
-        data, dropped = paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped]
-        for index, step in enumerate(spec.curate):
-            curated = run_step(data, step, ctx)
-            name = step.step if step.step not in counts else f"{step.step}_{index}"
-            _count(counts, name, data.height, curated)
-            data = curated.kept
-            dropped.append(curated.dropped)
+        flow = _curate_only(spec) if spec.generate is None else _generate_judge_pair(spec, ctx, runner)
+        _curate(flow, spec, ctx, runner)
+    except StageSkipped as stop:
+        return BuildResult(runner.folder, 0, 0, {"ran": runner.ran, "reused": runner.reused}, str(stop))
     finally:
         cache.close()
-    return _write(spec, out, data, pl.concat(dropped), generated.kept, judged.kept, counts, ctx)
+    return _write(spec, out, flow, ctx, runner)
 
 
-def _write(spec: Spec, out: Path, data: pl.DataFrame, dropped: pl.DataFrame, candidates: pl.DataFrame,
-           judgments: pl.DataFrame, counts: dict, ctx: Context) -> BuildResult:
+def _validate(out: Path, spec: Spec):
+    """The validate stage: the catalogue over the written data, and the stamp beside it."""
+    from validators.api import validate
+
+    return validate(out, spec=spec.model_dump(mode="json"), stamp=True)
+
+
+def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
-    write_table(data, out / "data.parquet", form=spec.output.form)
+    dropped = pl.concat(flow.dropped, how="vertical_relaxed")
+    write_table(flow.data, out / "data.parquet", form=spec.output.form)
     dropped.write_parquet(out / "dropped.parquet")
-    judgments.write_parquet(out / "judgments.parquet")
-    candidates.write_parquet(out / "candidates.parquet")
-    if ctx.artifacts.get("scores"):
-        pl.concat(ctx.artifacts["scores"]).write_parquet(out / "scores.parquet")
+    for name, table in flow.tables.items():
+        table.write_parquet(out / f"{name}.parquet")
+    report = _validate(out, spec)
     manifest = {
         "name": spec.name,
-        "rows": data.height,
-        "fingerprint": fingerprint(data),
-        "counts": counts,
+        "rows": flow.data.height,
+        "fingerprint": fingerprint(flow.data),
+        "counts": flow.counts,
         "dropped": dict(sorted(dropped.group_by("reason").len().iter_rows())),
-        "judging": ctx.artifacts.get("judging", [{}])[0],
+        "judging": flow.judging,
+        "validation": {"passed": report.passed,
+                       "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "value")}
+                                  for c in report.checks]},
+        "stages": {"ran": runner.ran, "reused": runner.reused},
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.model_dump(mode="json"),
         "versions": _versions(),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    (out / "README.md").write_text(render_card(spec, data, manifest), encoding="utf-8")
-    return BuildResult(out, data.height, dropped.height, manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+    plots = write_plots(flow.data, out)
+    (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
+    return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed)

@@ -127,8 +127,13 @@ def build(
     no_cache: bool = typer.Option(False, "--no-cache", help="Ignore the request cache (still writes to it)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate requests, tokens and cost; send nothing."),
     as_json: bool = typer.Option(False, "--json", help="With --dry-run: print JSON for machines."),
+    fresh: bool = typer.Option(False, "--fresh", help="Run every stage again (the request cache still answers)."),
+    start: Optional[str] = typer.Option(None, "--from", help="Run this stage and the ones after it again: "
+                                        "generate, judge, pair, curate."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage (its output is saved)."),
 ) -> None:
-    """Run a build: prompts -> candidates -> judgments -> pairs -> curated dataset folder."""
+    """Run a build: prompts -> candidates -> judgments -> pairs -> curated, validated dataset folder.
+    Finished stages are reused on a re-run; exit code 1 when validation finds an error."""
     from prefdata.build import build as run_build
     from prefdata.spec import load_spec
 
@@ -137,9 +142,15 @@ def build(
 
         _print_estimate(estimate(load_spec(spec)), as_json)
         return
-    result = run_build(load_spec(spec), output=output, use_cache=not no_cache)
+    result = run_build(load_spec(spec), output=output, use_cache=not no_cache, fresh=fresh, start=start,
+                       until=until)
+    if result.stopped_after:
+        _err(f"stopped after {result.stopped_after}; stage outputs are in {result.output}")
+        return
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
-         f"dropped.parquet)")
+         f"dropped.parquet); validation {'passed' if result.validation_passed else 'FAILED (see README.md)'}")
+    if not result.validation_passed:
+        raise typer.Exit(1)
 
 
 from validators.cli import validate as _validate  # noqa: E402 (imports only typer: --help stays fast)

@@ -52,11 +52,6 @@ def _line(meter: Meter, stage: str, backend: BackendSpec, requests: int, cached:
             "usd_max": None if usd is None else round(usd, 6)}
 
 
-def _judges(spec: Spec) -> list:
-    found = getattr(spec, "judges", None)
-    return list(found) if found is not None else [spec.judge]  # type: ignore[attr-defined]
-
-
 def estimate(spec: Spec) -> dict:
     """What a build of `spec` would send: per stage and model, requests, cache hits, tokens and USD."""
     from prefdata.build import read_prompts
@@ -64,8 +59,11 @@ def estimate(spec: Spec) -> dict:
 
     from prefdata.backends.embedded import home
 
-    prompts = read_prompts(spec).kept
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
+    if spec.generate is None:  # curation only: no model is asked anything
+        return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "tokens_in": 0, "tokens_out_max": 0,
+                "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
+    prompts = read_prompts(spec).kept
     cache = spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite"
     requests, _ = requests_for(prompts, spec.generate)
     lines = []
@@ -78,7 +76,7 @@ def estimate(spec: Spec) -> dict:
         lines.append(_line(meter, "generate", backend, len(requests), cached, todo * prompt_tokens,
                            todo * spec.generate.max_tokens))
     per_prompt = spec.generate.n * len(generators(spec.generate))
-    for judge in _judges(spec):
+    for judge in spec.judges:
         pointwise = getattr(judge, "kind", "pairwise") == "pointwise"
         orders = 1 if pointwise or not judge.swap else 2
         asks = prompts.height * (per_prompt if pointwise else comb(per_prompt, 2) * orders)

@@ -56,10 +56,10 @@ class Runner:
         self.ran: list[str] = []
         self.reused: list[str] = []
 
-    def _forced(self, name: str) -> bool:
+    def _forced(self, group: str) -> bool:
         if self.fresh:
             return True
-        return self.start is not None and STAGES.index(name) >= STAGES.index(self.start)
+        return self.start is not None and STAGES.index(group) >= STAGES.index(self.start)
 
     def key(self, name: str, inputs: list[pl.DataFrame], config: Any) -> str:
         digest = hashlib.sha256(f"{name}\x1f{__version__}\x1f".encode())
@@ -69,27 +69,35 @@ class Runner:
         return digest.hexdigest()
 
     def stage(self, name: str, inputs: list[pl.DataFrame], config: Any,
-              run: Callable[[], tuple[schema.StageResult, dict[str, Any]]]) -> tuple[schema.StageResult, dict]:
+              run: Callable[[], tuple[schema.StageResult, dict[str, Any]]],
+              group: str | None = None) -> tuple[schema.StageResult, dict]:
         """`run()` returns (result, extras); extras are JSON-able side results (counts, reports) or
-        DataFrames (side tables), saved and restored with the stage."""
+        DataFrames (side tables), saved and restored with the stage. `extras["incomplete"]` true: the
+        outputs are written but the stage is not marked finished, so the next run runs it again. `group`: the stage name that
+        --from / --until know it by (several curation steps form the group `curate`)."""
+        group = group or name
         key = self.key(name, inputs, config)
         marker = self.folder / f"{name}.json"
-        if not self._forced(name) and marker.is_file():
+        outcome = None
+        if not self._forced(group) and marker.is_file():
             saved = json.loads(marker.read_text(encoding="utf-8"))
             if saved.get("key") == key:
                 self.reused.append(name)
-                result = self._load(name, saved)
-                self._after(name)
-                return result
-        result, extras = run()
-        self._save(name, key, result, extras)
-        self.ran.append(name)
-        self._after(name)
-        return result, extras
+                outcome = self._load(name, saved)
+        if outcome is None:
+            outcome = run()
+            self._save(name, key, *outcome)
+            self.ran.append(name)
+            if outcome[1].get("incomplete"):  # failed or refused requests: a re-run must try them again
+                (self.folder / f"{name}.json").unlink()
+        if group == name:
+            self.done(group)
+        return outcome
 
-    def _after(self, name: str) -> None:
-        if self.until == name:
-            raise StageSkipped(name)
+    def done(self, group: str) -> None:
+        """Stop here if the run was asked to end after `group`."""
+        if self.until == group:
+            raise StageSkipped(group)
 
     def _save(self, name: str, key: str, result: schema.StageResult, extras: dict) -> None:
         _atomic_parquet(result.kept, self.folder / f"{name}.kept.parquet")

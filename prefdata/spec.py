@@ -57,10 +57,12 @@ class BackendSpec(Strict):
 
 
 class SourceSpec(Strict):
-    path: str = Field(description="Prompts file, dataset folder or Hub id.")
+    path: str = Field(description="Prompts or preference data: file, dataset folder or Hub id.")
     format: str | None = Field(None, description="Input format; detected when omitted.")
     split: str | None = Field(None, description="Split of a dataset folder or Hub dataset.")
-    limit: int | None = Field(None, ge=1, description="Read at most this many prompts.")
+    limit: int | None = Field(None, ge=1, description="Read at most this many rows.")
+    on_error: Literal["raise", "skip"] = Field("raise", description="skip: bad records go to dropped.parquet "
+                                                                    "with their reason instead of stopping.")
 
 
 class ContrastSpec(Strict):
@@ -142,7 +144,9 @@ class Spec(Strict):
     name: str = Field(description="Dataset name, used in the card.")
     description: str = ""
     sources: list[SourceSpec] = Field(min_length=1)
-    generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    generate: GenerateSpec | None = Field(
+        default_factory=GenerateSpec, description="null: no generation or judging; the sources are preference "
+                                                  "pairs to curate.")
     judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1,
                                     description="The judge panel (one judge is a panel of one).")
     panel: PanelSpec = Field(default_factory=PanelSpec)

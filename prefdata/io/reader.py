@@ -72,12 +72,26 @@ def _validate(record: dict, fmt: Format) -> dict:
         raise RecordProblem(message, field=_field_path(err["loc"], fmt), reason=_reason(err)) from None
 
 
+def _schema_sample(source: str) -> list[dict]:
+    """For a table with no rows: a stand-in record built from its Parquet schema, so that an empty
+    dataset still has a format (list columns stand for message lists)."""
+    path = Path(source)
+    path = path / "data.parquet" if path.is_dir() else path
+    if path.suffix != ".parquet" or not path.is_file():
+        return []
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = pq.read_schema(path)
+    return [{f.name: ([] if pa.types.is_list(f.type) or pa.types.is_large_list(f.type) else "") for f in fields}]
+
+
 def _choose_format(raws: list[Raw], name: str | None, source: str) -> Format:
     if name is not None:
         if name not in FORMATS:
             raise InputError(source, f"unknown format {name!r} (choose from {', '.join(FORMATS)})")
         return FORMATS[name]
-    sample = [r.data for r in raws if r.data is not None]
+    sample = [r.data for r in raws if r.data is not None] or _schema_sample(source)
     broken = next((r for r in raws if r.error is not None), None)
     if not sample and broken is not None:  # nothing readable to detect from: report the first failure
         raise InputError(source, broken.error, line=broken.line, row=broken.row)

@@ -54,7 +54,32 @@ def _judges_table(judging: dict) -> str:
     return "\n".join(lines)
 
 
-def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
+def _validation(validation: dict) -> str:
+    if not validation:
+        return "Not validated."
+    lines = [f"**{'Passed' if validation['passed'] else 'Failed'}** (`validation.json` is the stamp that "
+             f"`align train` checks).", "", "| check | severity | passed | value |", "|---|---|---|---|"]
+    for check in validation["checks"]:
+        lines.append(f"| {check['name']} | {check['severity']} | {'yes' if check['passed'] else '**no**'} | "
+                     f"{check['value']} |")
+    return "\n".join(lines)
+
+
+def _plots(plots: list[str]) -> str:
+    from prefdata.report.plots import PLOTS
+
+    if not plots:
+        return "Install `prefdata[report]` (matplotlib) for the plots."
+    return "\n\n".join(f"![{PLOTS[name]}]({name})" for name in plots)
+
+
+def _cost(manifest: dict) -> str:
+    cost = manifest.get("cost") or {}
+    total = cost.get("usd") if isinstance(cost, dict) else None
+    return "no paid requests" if not total else f"${total:.4f}"
+
+
+def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str] | None = None) -> str:
     figures = compute(data, "pairwise")
     models = ", ".join(sorted(manifest["tokens"])) or "none"
     tokens = "; ".join(f"{m}: {t['tokens_in']} in, {t['tokens_out']} out" for m, t in manifest["tokens"].items())
@@ -66,7 +91,7 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict) -> str:
 
 - **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
 - **Fingerprint:** `{manifest["fingerprint"]}`
-- **Models:** {models} ({tokens or "no tokens used"})
+- **Models:** {models} ({tokens or "no tokens used in this run"}; cost: {_cost(manifest)})
 - **Chosen longer than rejected:** {figures.get("chosen_longer_frac", 0):.0%} of pairs
 - **Mean characters:** prompt {mean_chars.get("prompt")}, chosen {mean_chars.get("chosen")}, rejected {mean_chars.get("rejected")}
 - **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}
@@ -81,6 +106,14 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_judges_table(manifest.get("judging") or {})}
 
+## Margins and length bias
+
+{_plots(plots or [])}
+
+## Validation
+
+{_validation(manifest.get("validation") or {})}
+
 ## Use
 
 ```python
@@ -88,5 +121,11 @@ from datasets import load_dataset
 pairs = load_dataset("parquet", data_files="data.parquet", split="train")
 ```
 
-`manifest.json` holds the full spec, the counts and the package versions.
+Train on it (the data must carry a passing `validation.json`):
+
+```bash
+align train --method dpo --profile cpu --model HuggingFaceTB/SmolLM2-135M-Instruct --data . --output model
+```
+
+`manifest.json` holds the full spec, the counts, the stages run and reused, and the package versions.
 """
