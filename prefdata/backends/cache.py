@@ -143,8 +143,14 @@ def run_requests(
 
 
 def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress) -> None:
-    for start in range(0, len(todo), backend.batch_size):
-        batch = todo[start:start + backend.batch_size]
+    # Batches are cut from the whole request list, not from what is left to do, so that a resumed run
+    # sends the same batches as an uninterrupted one: a local model's sampling (seeded per batch) and
+    # padding then give the same answers, and the built data the same fingerprint.
+    waiting = set(todo)
+    for start in range(0, len(requests), backend.batch_size):
+        batch = [i for i in range(start, min(start + backend.batch_size, len(requests))) if i in waiting]
+        if not batch:
+            continue
         if meter is not None and meter.exhausted:
             answers = [_refused(meter) for _ in batch]
         else:
