@@ -214,7 +214,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")

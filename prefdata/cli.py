@@ -244,6 +244,14 @@ def push(
     _err(f"pushed {folder} to {repo_id}: {run_push(folder, repo_id, private=private, token_env=token_env)}")
 
 
+@app.command("spec-schema")
+def spec_schema() -> None:
+    """Print the JSON Schema of spec.yaml (for editor completion and checking)."""
+    from prefdata.spec import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
 def main() -> None:
     import click
 

@@ -19,7 +19,9 @@ import yaml
 
 from prefdata.errors import PrefdataError
 
-SIDE_FILES = ("manifest.json", "validation.json", "margins.png", "length_diff.png", "length_bias.png")
+# data.parquet goes up too: the stamp's file digest names it, so `align train` can check a downloaded copy.
+SIDE_FILES = ("data.parquet", "manifest.json", "validation.json", "margins.png", "length_diff.png",
+              "length_bias.png")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

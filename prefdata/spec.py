@@ -5,11 +5,13 @@ Relative paths in a spec are relative to the spec file. Errors name the YAML pat
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
@@ -165,6 +167,11 @@ class Spec(Strict):
     max_cost: float | None = Field(None, gt=0, description="Stop sending requests once this many USD are spent; "
                                                            "everything finished so far is kept.")
     base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")
+    _env: dict[str, str] = PrivateAttr(default_factory=dict)  # interpolated ${NAME} values, kept out of outputs
+
+    def public(self) -> dict:
+        """The spec as JSON, with interpolated environment values shown as ${NAME}."""
+        return redact(self.model_dump(mode="json"), self._env)
 
     @model_validator(mode="before")
     @classmethod
@@ -206,12 +213,56 @@ def _line_of(node: yaml.Node, loc: tuple) -> int | None:
     return line
 
 
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, path: Path) -> tuple[str, dict[str, str]]:
+    """`${NAME}` (or `${NAME:-default}`) from the environment; returns the text and the values used,
+    so that they can be kept out of anything written (manifest, card)."""
+    used: dict[str, str] = {}
+
+    def value(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            used[name] = os.environ[name]
+            return os.environ[name]
+        if default is not None:
+            return default
+        line = text.count("\n", 0, match.start()) + 1
+        raise PrefdataError(f"{path}:{line}: environment variable {name} is not set (write ${{{name}:-default}} "
+                            f"for a default)")
+
+    return _ENV.sub(value, text), used
+
+
+def redact(value: Any, secrets: dict[str, str]) -> Any:
+    """`value` (JSON-like) with every interpolated environment value put back as `${NAME}`."""
+    if isinstance(value, str):
+        for name, secret in secrets.items():
+            if secret:
+                value = value.replace(secret, "${" + name + "}")
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    return value
+
+
+def json_schema() -> dict:
+    """The spec's JSON Schema, for editors (`prefdata spec-schema > spec.schema.json`)."""
+    schema = Spec.model_json_schema()
+    schema.get("properties", {}).pop("base_dir", None)
+    return schema
+
+
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PrefdataError(f"{path}: cannot read spec ({exc})") from None
+    text, used = interpolate(text, path)
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -222,7 +273,9 @@ def load_spec(path: str | Path) -> Spec:
     if not isinstance(data, dict):
         raise PrefdataError(f"{path}: a spec is a YAML mapping")
     try:
-        return Spec.model_validate({**data, "base_dir": path.parent})
+        spec = Spec.model_validate({**data, "base_dir": path.parent})
+        spec._env = used
+        return spec
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))

@@ -128,3 +128,14 @@ def test_push_cli_reports_a_failed_upload_in_one_line(dataset_dir, hub):
     folder, _ = dataset_dir
     done = run_cli("push", folder, "--repo-id", "org/name", env={"HF_TOKEN": "x", "HF_ENDPOINT": hub + "/broken"})
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "upload" in done.stderr
+
+
+def test_the_stamp_still_holds_for_the_uploaded_copy(dataset_dir, tmp_path):
+    from validators.api import validate
+    from validators.stamp import check_stamp
+
+    folder, _ = dataset_dir
+    (folder / "validation.json").unlink()
+    report = validate(folder, stamp=True)
+    staged = stage_upload(folder, tmp_path / "staged")
+    assert check_stamp(staged).state == check_stamp(folder).state == ("valid" if report.passed else "failed")

@@ -49,3 +49,32 @@ def test_single_judge_shorthand(tmp_path):
 def test_invalid_yaml(tmp_path):
     with pytest.raises(PrefdataError, match=r"spec.yaml:\d+: invalid YAML"):
         load_spec(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_environment_interpolation_and_redaction(tmp_path, monkeypatch):
+    from conftest import SHARED
+    from prefdata.build import build
+
+    monkeypatch.setenv("PD_SHARED", str(SHARED))
+    path = write(tmp_path, "name: env-demo\nsources:\n  - path: ${PD_SHARED}/llamafactory/dpo_en_demo.json\n"
+                           "generate: null\ncurate: [dedupe]\ndescription: ${PD_NOTE:-no note}\n")
+    spec = load_spec(path)
+    assert spec.sources[0].path == f"{SHARED}/llamafactory/dpo_en_demo.json" and spec.description == "no note"
+    result = build(spec, output=tmp_path / "out", quiet=True)
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    assert "${PD_SHARED}/llamafactory" in manifest and str(SHARED) not in manifest
+    assert result.pairs == 295  # the demo's 300 pairs less its 5 exact repeats
+
+
+def test_missing_environment_variable_names_the_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("PD_NOT_SET", raising=False)
+    with pytest.raises(PrefdataError, match=r"spec.yaml:3: environment variable PD_NOT_SET is not set"):
+        load_spec(write(tmp_path, "name: x\nsources:\n  - path: ${PD_NOT_SET}/p.jsonl\n"))
+
+
+def test_json_schema_for_editors():
+    from prefdata.spec import json_schema
+
+    schema = json_schema()
+    assert {"sources", "generate", "judges", "panel", "curate"} <= set(schema["properties"])
+    assert "base_dir" not in schema["properties"]
