@@ -18,7 +18,8 @@ QUICKSTART = ROOT / "examples" / "quickstart"
 def built(tmp_path_factory, embedded_model):
     """Run the quickstart with its own request cache, twice: the second run must come from the cache."""
     work = tmp_path_factory.mktemp("quickstart")
-    shutil.copy(QUICKSTART / "prompts.jsonl", work / "prompts.jsonl")
+    for name in ("prompts.jsonl", "gold.jsonl"):
+        shutil.copy(QUICKSTART / name, work / name)
     spec = yaml.safe_load((QUICKSTART / "spec.yaml").read_text())
     spec["cache"] = "cache.sqlite"
     (work / "spec.yaml").write_text(yaml.safe_dump(spec))
