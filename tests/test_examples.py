@@ -4,7 +4,7 @@ import json
 
 import polars as pl
 
-from conftest import HH, ROOT, run_cli
+from conftest import ROOT, run_cli
 
 
 def test_hh_curation_example_builds_a_validated_split_dataset(tmp_path):
@@ -44,4 +44,6 @@ def test_until_stops_after_a_stage(tmp_path):
                    "--until", "curate")
     assert done.returncode == 0 and "stopped after curate" in done.stderr
     assert not (tmp_path / "hh" / "data.parquet").exists() and (tmp_path / "hh" / ".run").is_dir()
-    assert HH.is_file()
+    bad = run_cli("build", ROOT / "examples" / "hh_curate" / "spec.yaml", "--output", tmp_path / "hh",
+                  "--until", "nowhere")
+    assert bad.returncode == 2 and "unknown stage 'nowhere'" in bad.stderr
