@@ -30,6 +30,10 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+def _kappa(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"  # undefined when a judge gave one label only
+
+
 def _judges_table(judging: dict) -> str:
     """Per-judge figures and the judge-by-judge agreement (Cohen's kappa) matrix."""
     judges = judging.get("judges", {})
@@ -47,7 +51,8 @@ def _judges_table(judging: dict) -> str:
         lines += ["", "Agreement between judges (Cohen's kappa; raw agreement in brackets):", "",
                   "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
         for a in names:
-            cells = [f"{matrix[a][b]['kappa']} ({_pct(matrix[a][b]['raw'])})" for b in names]
+            cells = [f"{_kappa(matrix[a][b]['kappa'])} ({_pct(matrix[a][b]['raw'])}, {matrix[a][b]['items']} items)"
+                     for b in names]
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
     if judging.get("dropped_judges"):
         lines += ["", f"Left out of the panel by the gold check: {', '.join(judging['dropped_judges'])}."]
