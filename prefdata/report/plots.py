@@ -72,6 +72,9 @@ def _length_bias(plt, diff: np.ndarray, path: Path) -> None:
         ax.bar(labels, shares, color="#8172B2")
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", labelsize=8)
+    else:
+        ax.text(0.5, 0.7, f"too few pairs of different lengths ({len(untied)}) to bin", ha="center",
+                va="center", transform=ax.transAxes)
     ax.axhline(0.5, color="#C44E52", linestyle="--", label="no bias (50%)")
     ax.legend()
     fig.tight_layout()
