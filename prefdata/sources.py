@@ -29,8 +29,9 @@ def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique:
     for source in spec.sources:
         result = _read(spec, source)
         if result.kind not in want:
-            raise PrefdataError(f"{source.path}: {result.kind} data cannot be used here (need "
-                                f"{' or '.join(sorted(want))}; set generate: null to curate pairs)")
+            hint = "a build without generation curates preference pairs only" if want == {"pairwise"} else \
+                "a source for generation needs prompts"
+            raise PrefdataError(f"{source.path}: {result.kind} data cannot be used here ({hint})")
         frame, over = _limited(schema.conform(result.frame, columns).select(list(columns)), source, id_column)
         frames.append(frame)
         dropped += [result.dropped.with_columns(pl.lit(STAGE).alias("stage")), over]
