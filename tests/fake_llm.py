@@ -52,6 +52,7 @@ class FakeLLM:
         self.hang_after: int | None = None
         self.received: list[dict] = []  # every request: path, body, headers, time
         self.answered: Counter[str] = Counter()  # request digest -> times answered with a 200
+        self._granted = 0  # requests let through to an answer
         self.inflight = 0
         self.max_inflight = 0
         self._lock = threading.Lock()
@@ -87,8 +88,10 @@ class FakeLLM:
                 return "500"
             if self.faults:
                 return self.faults.popleft()
-            if self.hang_after is not None and sum(self.answered.values()) >= self.hang_after:
+            # Counted when granted, not when answered: concurrent requests must not all slip past the limit.
+            if self.hang_after is not None and self._granted >= self.hang_after:
                 return "hang"
+            self._granted += 1
             return "ok"
 
 

@@ -10,7 +10,7 @@ from tenacity import RetryCallState
 
 from fake_llm import FakeLLM, digest
 from prefdata.backends import ChatRequest, RequestCache, SamplingParams, run_requests
-from prefdata.backends.openai_backend import OpenAIBackend
+from prefdata.backends.openai_backend import OpenAIBackend, read_reply
 from prefdata.backends.ratelimit import RateLimits
 from prefdata.backends.retry import Failure, _wait, classify, retry_after_s
 
@@ -151,6 +151,21 @@ def test_classify_sorts_transport_errors():
     assert classify(ConnectionResetError("reset")).category == "connection"
     assert classify(ValueError("Expecting value")).category == "bad_response"
     assert not classify(KeyError("x")).transient
+
+
+@pytest.mark.parametrize("reply", [{}, [], {"choices": []}, {"choices": [{"message": {"content": None}}]},
+                                   {"choices": [{"message": {"content": 3}}]}, {"error": "x"}])
+def test_a_reply_that_is_json_but_no_completion_is_a_bad_response(reply):
+    with pytest.raises(Failure) as caught:
+        read_reply(reply)
+    assert caught.value.category == "bad_response" and caught.value.transient
+
+
+def test_a_completion_is_read_with_its_usage_and_finish_reason():
+    reply = {"choices": [{"message": {"content": "[[A]] fine"}, "finish_reason": "length"}],
+             "usage": {"prompt_tokens": 12, "completion_tokens": 3}}
+    answer = read_reply(reply, prefill="[[")
+    assert (answer.text, answer.finish_reason, answer.tokens_in, answer.tokens_out) == ("A]] fine", "length", 12, 3)
 
 
 def test_request_digest_is_stable():

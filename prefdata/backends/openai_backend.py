@@ -43,15 +43,24 @@ class OpenAIBackend(HTTPBackend):
         return body
 
     async def _attempt(self, request: ChatRequest, native: bool) -> ChatResponse:
-        reply = await self._client().chat.completions.create(**self.body(request, native))
-        if not getattr(reply, "choices", None):
-            raise Failure("bad_response", "no choices in the answer")
-        choice = reply.choices[0]
-        text = choice.message.content
-        if text is None:
-            raise Failure("bad_response", f"no text in the answer (finish_reason {choice.finish_reason})")
-        usage = reply.usage
-        return ChatResponse(strip_prefill(text, request.prefill), FINISH.get(choice.finish_reason or "stop",
-                                                                             choice.finish_reason),
-                            int(getattr(usage, "prompt_tokens", 0) or 0),
-                            int(getattr(usage, "completion_tokens", 0) or 0))
+        # The SDK's own `post` (auth, headers, its typed errors) with the body as we built it, read as bytes:
+        # `chat.completions.create` would first walk the body against its TypedDicts and then build pydantic
+        # models of the reply, which together cost about a third of the client's CPU per request
+        # (benchmarks/backend_overhead.py) and change nothing in a body of plain strings and numbers.
+        raw = await self._client().post("/chat/completions", cast_to=bytes, body=self.body(request, native))
+        return read_reply(json.loads(raw), request.prefill)
+
+
+def read_reply(reply: Any, prefill: str = "") -> ChatResponse:
+    """A chat completion (parsed JSON) as a response; raises `Failure("bad_response")` if it is not one."""
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise Failure("bad_response", "no choices in the answer")
+    choice = choices[0]
+    text = (choice.get("message") or {}).get("content")
+    finish = choice.get("finish_reason") or "stop"
+    if not isinstance(text, str):
+        raise Failure("bad_response", f"no text in the answer (finish_reason {finish})")
+    usage = reply.get("usage") or {}
+    return ChatResponse(strip_prefill(text, prefill), FINISH.get(finish, finish),
+                        int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
