@@ -87,33 +87,29 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 def exact_jaccard(pairs: np.ndarray, rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """Jaccard similarity of the shingle sets of each pair: every shingle of the first row is looked up
-    among the (row, shingle) keys of the second, by binary search in one sorted array."""
+    among the (row, shingle) keys of the second, by binary search in one sorted array.
+
+    A key is the row in its top bits and the shingle hash in the rest (at least 40 bits for up to 2^24
+    rows): one plain sort of 64-bit integers, several times faster than sorting (row, hash) pairs; two
+    different shingles of a pair are taken as one with probability about |A||B| / 2^40 or less."""
     if len(pairs) == 0:
         return np.zeros(0)
-    order = np.lexsort((hashes, rows))
-    rows, hashes = rows[order], hashes[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (hashes[1:] != hashes[:-1])
-    rows, hashes = rows[first], hashes[first]  # each row's set, sorted
     n_rows = int(max(rows.max(initial=-1), pairs.max())) + 1
-    sizes = np.bincount(rows, minlength=n_rows)
+    shift = np.uint64(64 - max(int(n_rows - 1).bit_length(), 1))
+    keys = np.sort((rows.astype(np.uint64) << shift) | (hashes >> (np.uint64(64) - shift)))
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # each row's set, sorted
+    sizes = np.bincount((keys >> shift).astype(np.int64), minlength=n_rows)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    keys = np.sort(_key(rows, hashes))
     a, b = pairs[:, 0], pairs[:, 1]
     count = sizes[a]
     pair = np.repeat(np.arange(len(pairs)), count)
     at = np.repeat(starts[a] - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(count.sum())
-    probe = _key(b[pair], hashes[at])
+    low = (np.uint64(1) << shift) - np.uint64(1)
+    probe = (b[pair].astype(np.uint64) << shift) | (keys[at] & low)
     found = keys[np.minimum(np.searchsorted(keys, probe), len(keys) - 1)] == probe
     inter = np.bincount(pair, weights=found, minlength=len(pairs))
     union = sizes[a] + sizes[b] - inter
     return np.divide(inter, union, out=np.zeros(len(pairs)), where=union > 0)
-
-
-def _key(rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """One 64-bit key per (row, shingle); a false match needs a 64-bit collision."""
-    with np.errstate(over="ignore"):
-        return mix(hashes ^ mix(rows.astype(np.uint64) + np.uint64(1)))
 
 
 def components(n_rows: int, pairs: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from prefdata.curate.text import all_text, pair_id_column, pair_text
 
 STAGE = "near_dedupe"
 CHUNK = 1 << 13
+PAIR_CHUNK = 1 << 11
 
 
 def near_duplicate_clusters(
@@ -73,10 +74,17 @@ def _signatures(n: int, chunk: Callable[[int, int], pl.Series], ngram: int, unit
 
 
 def _exact(pick: Callable[[np.ndarray], pl.Series], pairs: np.ndarray, ngram: int, unit: Unit) -> np.ndarray:
-    """Exact Jaccard of candidate pairs, shingling again only the rows that are candidates."""
-    involved, local = np.unique(pairs, return_inverse=True)
-    row_ids, hashes = shingle_hashes(pick(involved), ngram, unit)
-    return minhash.exact_jaccard(local.reshape(pairs.shape), row_ids, hashes)
+    """Exact Jaccard of candidate pairs, shingling again only the rows that are candidates, a few
+    thousand pairs at a time (small arrays stay in cache; fresh pages are slow to fault in)."""
+    def work(start: int) -> np.ndarray:
+        chunk = pairs[start:start + PAIR_CHUNK]
+        involved, local = np.unique(chunk, return_inverse=True)
+        row_ids, hashes = shingle_hashes(pick(involved), ngram, unit)
+        return minhash.exact_jaccard(local.reshape(chunk.shape), row_ids, hashes)
+
+    starts = range(0, len(pairs), PAIR_CHUNK)
+    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1, 8)) as pool:
+        return np.concatenate(list(pool.map(work, starts)))
 
 
 def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx=None) -> schema.StageResult:
@@ -85,7 +93,7 @@ def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx
     text = all_text("prompt") if config.scope == "prompt" else pair_text()
     clusters = _clusters(
         frame.height, lambda start, length: frame.slice(start, length).select(text).to_series(),
-        lambda rows: frame[rows].select(text).to_series(), ngram=config.ngram, unit=config.unit,
+        lambda rows: frame.select(pl.all().gather(rows)).select(text).to_series(), ngram=config.ngram, unit=config.unit,
         threshold=config.threshold, num_perm=config.num_perm, bands=config.bands, rows=config.rows,
         verify=config.verify)
     marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
