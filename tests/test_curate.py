@@ -152,6 +152,19 @@ def test_verification_modes_and_banding():
     assert near_duplicate_clusters(texts, threshold=0.6, verify="none").n_unique() == 1
 
 
+def test_verification_in_small_chunks_gives_the_same_clusters(monkeypatch):
+    """Candidate pairs are verified a chunk at a time: chunks of 3 pairs give what one chunk gives."""
+    import prefdata.curate.near_dedupe as near
+
+    rng = np.random.default_rng(3)
+    base = [words(rng, 120) for _ in range(60)]
+    texts = pl.Series([" ".join(t) for t in base] + [" ".join(edit(t, 1 + i % 8, rng)) for i, t in enumerate(base)])
+    whole = near_duplicate_clusters(texts, threshold=0.8)
+    monkeypatch.setattr(near, "PAIR_CHUNK", 3)
+    assert near_duplicate_clusters(texts, threshold=0.8).to_list() == whole.to_list()
+    assert 60 < whole.n_unique() < 120
+
+
 @pytest.mark.parametrize("length", [12, 60, 400])
 def test_signatures_estimate_jaccard(length):
     """One-permutation hashing with densification: bins agree with probability = Jaccard, also for
