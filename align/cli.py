@@ -162,6 +162,8 @@ def eval_(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     skip_validation: bool = typer.Option(False, "--skip-validation"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Generate and judge again (no request cache)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Request cache file (default: prefdata's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Held-out reward accuracy and margins against the reference; with --win-rate, the judged win rate."""
@@ -171,7 +173,8 @@ def eval_(
         _logging()
         result = evaluate_checkpoint(checkpoint, data, reference=reference, win=win_rate, judges=_judges(judges),
                                      limit=limit, max_new_tokens=max_new_tokens, skip_validation=skip_validation,
-                                     max_length=max_length)
+                                     max_length=max_length, no_cache=no_cache,
+                                     cache_path=cache)
     except PrefdataError as exc:
         _fail(exc)
     if as_json:

@@ -56,7 +56,8 @@ def run_config(checkpoint: Path) -> dict[str, Any]:
 
 
 def load_models(checkpoint: str | Path, base: str | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """(policy, reference, tokenizer, run config) for a run folder, its model folder or a checkpoint."""
+    """(policy, reference, tokenizer, run config) for a run folder, its model folder or a checkpoint.
+    The config gains `_names`: (policy, reference) weight ids for the request cache."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -84,26 +85,44 @@ def load_models(checkpoint: str | Path, base: str | None = None) -> tuple[Any, A
     reference = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     tok_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base
     tok, _ = prepare_tokenizer(str(tok_source), config.get("chat_template"))
+    base_id = weights_id(base)  # an adapter's answers depend on the base it is loaded on too
+    policy_id = f"{weights_id(checkpoint)}+{base_id}" if adapter else weights_id(checkpoint)
+    config = {**config, "_names": (f"policy:{policy_id}", f"reference:{base_id}")}
     return policy, reference, tok, config
 
 
-def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int = 128,
-             batch_size: int = 8) -> list[str]:
-    """Greedy answers, batched with left padding."""
-    import torch
+def weights_id(path: str | Path) -> str:
+    """A name that tells weights apart, for the request cache: a local folder's weight files hashed
+    (xxh3-128, a few GB/s), a Hub id as it is."""
+    import xxhash
 
-    tok.padding_side = "left"
-    model.eval()
-    answers = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts[start:start + batch_size]]
-        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
-        answers += tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [a.strip() for a in answers]
+    folder = Path(path)
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else []
+    if not files:
+        return str(path)
+    digest = xxhash.xxh3_128()
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 24):
+                digest.update(block)
+    return f"{folder.name}@{digest.hexdigest()[:16]}"
+
+
+def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int = 128, *, name: str,
+             cache: Any = None, batch_size: int = 8) -> list[str]:
+    """Greedy answers through the backend protocol and the request cache (`name` identifies the weights:
+    a second `align eval` of the same checkpoint asks the model nothing)."""
+    from prefdata.backends import ChatRequest, SamplingParams, run_requests
+    from prefdata.backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(name, loaded=(tok, model), batch_size=batch_size)
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    answers = run_requests(backend, [ChatRequest.of(p, params=params) for p in prompts], cache)
+    failed = next((a.error for a in answers if a.error), None)
+    if failed:
+        raise PrefdataError(f"generating answers with {name} failed: {failed}")
+    return [a.text.strip() for a in answers]
 
 
 def _messages(prompt: list[dict]) -> list[dict]:
@@ -111,11 +130,13 @@ def _messages(prompt: list[dict]) -> list[dict]:
 
 
 def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judges: list[Any] | None = None,
-             *, max_new_tokens: int = 128, limit: int | None = None, panel: str = "majority") -> dict[str, Any]:
+             *, names: tuple[str, str] = ("policy", "reference"), cache: Any = None, max_new_tokens: int = 128,
+             limit: int | None = None, panel: str = "majority") -> dict[str, Any]:
     """Share of held-out prompts where the judge panel prefers the policy's answer (ties count half).
 
     Each judge sees every comparison in both orders (`swap`); a judge whose two verdicts disagree counts
-    a tie. Identical answers are ties without asking a judge."""
+    a tie. Identical answers are ties without asking a judge. Answers and verdicts go through the
+    backend protocol and `cache`; `names` (policy, reference) identify the weights in cache keys."""
     from prefdata.context import Context
     from prefdata.judge.panel import decide, resolve
     from prefdata.judge.stage import judge
@@ -128,8 +149,8 @@ def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judg
         raise PrefdataError("no held-out prompts to compare answers on")
     messages = [_messages(p) for p in prompts["prompt"].to_list()]
     with _adapter_off(reference, policy) as ref_model:
-        ref_answers = generate(ref_model, tok, messages, max_new_tokens)
-    pol_answers = generate(policy, tok, messages, max_new_tokens)
+        ref_answers = generate(ref_model, tok, messages, max_new_tokens, name=names[1], cache=cache)
+    pol_answers = generate(policy, tok, messages, max_new_tokens, name=names[0], cache=cache)
     ids = prompts["prompt_id"]
     candidates = pl.concat([  # policy first: comparisons put the earlier candidate in `a`
         pl.DataFrame({"prompt_id": ids, "candidate_id": "policy:" + ids, "response": pol_answers}),
@@ -138,7 +159,7 @@ def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judg
     judges = judges or [JudgeSpec()]
     for spec in judges:
         spec.swap = True
-    result = judge(candidates, judges, Context(quiet=True), prompts=prompts)
+    result = judge(candidates, judges, Context(cache=cache, quiet=True), prompts=prompts)
     decided, _ = decide(resolve(result.kept), panel, {})
     n_a = decided.filter(pl.col("decision") == "a").height
     n_b = decided.filter(pl.col("decision") == "b").height
@@ -179,8 +200,10 @@ class _adapter_off:
 def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | None = None,
                         win: bool = False, judges: list[Any] | None = None, limit: int | None = None,
                         max_new_tokens: int = 128, skip_validation: bool = False,
-                        max_length: int | None = None, batch_size: int = 2) -> dict[str, Any]:
-    """`align eval`: the held-out split of `data` (the same split rule as training)."""
+                        max_length: int | None = None, batch_size: int = 2, no_cache: bool = False,
+                        cache_path: str | Path | None = None) -> dict[str, Any]:
+    """`align eval`: the held-out split of `data` (the same split rule as training). Win-rate answers
+    and verdicts are cached in prefdata's request cache, or `cache_path` (`no_cache`: not used)."""
     from align.config import TrainConfig
     from align.data import load_run_data
 
@@ -204,5 +227,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
         out["reward"] = reward_eval(policy, ref, tok, held, beta=beta or 0.1, max_length=max_length,
                                     batch_size=run.get("batch_size") or batch_size)
     if win:
-        out["win_rate"] = win_rate(policy, ref, tok, held, judges, max_new_tokens=max_new_tokens, limit=limit)
+        from prefdata.backends import RequestCache
+        from prefdata.backends.embedded import home
+
+        cache = None if no_cache else RequestCache(cache_path or home() / "cache" / "requests.sqlite")
+        try:
+            out["win_rate"] = win_rate(policy, ref, tok, held, judges, names=run["_names"], cache=cache,
+                                       max_new_tokens=max_new_tokens, limit=limit)
+        finally:
+            if cache is not None:
+                out["cache"] = {"hits": cache.hits, "misses": cache.misses}
+                cache.close()
     return out

@@ -119,13 +119,23 @@ def test_qlora_trains_on_gpu(tiny_model, stamped_pairs, tmp_path):  # noqa: F811
 
 @pytest.mark.slow
 def test_win_rate_judged_in_both_orders(tiny_model, stamped_pairs, tmp_path):  # noqa: F811
-    """The tiny policy's answers against its reference's, judged by the embedded model in both orders."""
+    """The tiny policy's answers against its reference's, judged by the embedded model in both orders;
+    answers and verdicts go through the request cache, so a second evaluation asks no model anything."""
     out = tmp_path / "run"
     train_cli(tiny_model, stamped_pairs, out, "dpo", "--eval-fraction", "0.3")
-    result = CliRunner().invoke(app, ["eval", str(out), "--data", str(stamped_pairs), "--win-rate", "--limit", "3",
-                                      "--max-new-tokens", "12", "--json"])
-    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    got = json.loads(result.output[result.output.index("{\n"):])["win_rate"]
+
+    def evaluate() -> dict:
+        result = CliRunner().invoke(app, ["eval", str(out), "--data", str(stamped_pairs), "--win-rate", "--limit", "3",
+                                          "--max-new-tokens", "12", "--cache", str(tmp_path / "c.sqlite"), "--json"])
+        assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+        return json.loads(result.output[result.output.index("{\n"):])
+
+    first, second = evaluate(), evaluate()
+    # 3 policy + 3 reference answers, then the judge's verdicts (two orders per differing pair)
+    assert first["cache"]["hits"] == 0 and first["cache"]["misses"] >= 6
+    assert second["cache"] == {"hits": first["cache"]["misses"], "misses": 0}
+    got = first["win_rate"]
+    assert second["win_rate"] == got
     assert got["prompts"] == 3 and got["wins"] + got["losses"] + got["ties"] == 3
     assert got["win_rate"] == pytest.approx((got["wins"] + 0.5 * got["ties"]) / 3)
     assert len(got["examples"]) == 3 and all(e["policy"] is not None for e in got["examples"])

@@ -37,12 +37,22 @@ class TransformersBackend:
     meter = None  # set by the run context (tokens; local models cost nothing)
 
     def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto",
-                 schema_retries: int = 2):
-        self.model = model  # the name recorded in tables and cache keys
+                 schema_retries: int = 2, loaded: tuple | None = None):
+        self.model = model  # the name recorded in tables and cache keys: it must tell the weights apart
         self.path = path or model  # where to load it from
         self.batch_size = batch_size
         self.device = device
         self.schema_retries = schema_retries
+        self.loaded = loaded  # (tokenizer, model) already in memory (align's policy), used instead of loading
+
+    def _network(self):
+        if self.loaded is None:
+            return _load(self.path, self.device)
+        tokenizer, network = self.loaded
+        tokenizer.padding_side = "left"  # generation continues the prompt: pad on the left
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer, network.eval(), network.device
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Plain generate has no constrained decoding: a schema goes in the prompt and the answer is checked."""
@@ -66,7 +76,7 @@ class TransformersBackend:
     def _generate_group(self, requests: Sequence[ChatRequest], params: SamplingParams) -> list[ChatResponse]:
         import torch
 
-        tokenizer, network, device = _load(self.path, self.device)
+        tokenizer, network, device = self._network()
         texts = [
             tokenizer.apply_chat_template(r.as_messages(), tokenize=False, add_generation_prompt=True) + r.prefill
             for r in requests
