@@ -1,7 +1,8 @@
 """Red flags in a preference run's logs, with practitioners' thresholds.
 
 - overfitting: reward accuracy above 0.98 within the first 10% of steps (the model memorises the pairs,
-  often a sign of trivially separable or leaked data);
+  often a sign of trivially separable or leaked data), pooled over the latest logs that cover at least
+  32 pairs: one batch of 4 ranked right is chance, not a symptom;
 - rejected log-probs collapsing: the rejected completions' mean log-prob falls far below where it started
   (the policy escapes by pushing everything down, not by preferring the chosen);
 - chosen rewards falling: the chosen completions' implicit reward goes negative and keeps falling
@@ -27,6 +28,7 @@ SEVERE = {"overfitting", "rejected_collapse"}
 class Thresholds:
     overfit_accuracy: float = 0.98
     overfit_share: float = 0.10          # of max_steps
+    overfit_min_pairs: int = 32          # pairs the pooled accuracy must cover
     collapse_nats: float = 20.0          # drop of the rejected mean log-prob below its start, and
     collapse_ratio: float = 0.5          # ... by at least this share of its starting magnitude
     chosen_window: int = 3               # consecutive logs of falling, negative chosen rewards
@@ -37,7 +39,9 @@ class Thresholds:
 @dataclass
 class RedFlags:
     thresholds: Thresholds = field(default_factory=Thresholds)
+    pairs_per_log: int = 1  # pairs behind each logged training accuracy (batch x accumulation x logging steps)
     flags: list[dict[str, Any]] = field(default_factory=list)
+    _accuracies: list[float] = field(default_factory=list)
     _first: dict[str, float] = field(default_factory=dict)
     _chosen: list[float] = field(default_factory=list)
     _margins: list[float] = field(default_factory=list)
@@ -59,10 +63,14 @@ class RedFlags:
             if key in logs:
                 self._first.setdefault(key, logs[key])
         acc = logs.get("rewards/accuracies")
-        if acc is not None and max_steps > 0 and step <= max(1, t.overfit_share * max_steps) \
-                and acc > t.overfit_accuracy and max_steps >= 10:
-            new.append(self._raise("overfitting", step, f"reward accuracy {acc:.3f} > {t.overfit_accuracy} within "
-                                   f"the first {t.overfit_share:.0%} of steps"))
+        if acc is not None and max_steps >= 10 and step <= max(1, t.overfit_share * max_steps):
+            self._accuracies.append(acc)
+            recent = self._accuracies[-max(1, -(-t.overfit_min_pairs // max(self.pairs_per_log, 1))):]
+            pooled = sum(recent) / len(recent)
+            if len(recent) * self.pairs_per_log >= t.overfit_min_pairs and pooled > t.overfit_accuracy:
+                new.append(self._raise("overfitting", step, f"reward accuracy {pooled:.3f} over the last "
+                                       f"{len(recent) * self.pairs_per_log} pairs > {t.overfit_accuracy} within "
+                                       f"the first {t.overfit_share:.0%} of steps"))
         rej = logs.get("logps/rejected")
         if rej is not None:
             start = self._first["logps/rejected"]
@@ -96,9 +104,16 @@ def callback(flags: RedFlags, early_stop: bool) -> Any:
 
     class RedFlagCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
+            flags.pairs_per_log = pairs_per_log(args)
             raised = flags.update(state.global_step, state.max_steps, logs or {})
             if early_stop and any(f["flag"] in SEVERE for f in raised):
                 log.warning("stopping early on a red flag (early_stop)")
                 control.should_training_stop = True
 
     return RedFlagCallback()
+
+
+def pairs_per_log(args: Any) -> int:
+    """Pairs behind one logged training metric: the trainer averages over the steps since the last log."""
+    steps = args.logging_steps if args.logging_steps >= 1 else 1  # a float below 1 is a share of the run
+    return int(args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1) * steps)

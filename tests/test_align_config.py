@@ -283,7 +283,11 @@ def test_red_flags_on_planted_runs():
                 "logps/rejected": -100 - i} for i in range(20)]
     assert _run(RedFlags(), healthy, 20) == []
     overfit = [{"rewards/accuracies": 1.0, "rewards/margins": 0.5 * i} for i in range(1, 21)]
-    assert _run(RedFlags(), overfit, 20) == ["overfitting"]
+    assert _run(RedFlags(pairs_per_log=16), overfit, 20) == ["overfitting"]
+    # a batch or two of 4 pairs all ranked right is chance: too few pairs in the first 10% to call it
+    lucky = [{"rewards/accuracies": a, "rewards/margins": 0.1 * i} for i, a in enumerate([0.5, 1.0, 1.0, 0.75] * 12)]
+    assert "overfitting" not in _run(RedFlags(pairs_per_log=4), lucky, 48)
+    assert "overfitting" in _run(RedFlags(pairs_per_log=4), [{"rewards/accuracies": 1.0}] * 100, 100)
     collapse = [{"logps/rejected": -100 - 10 * i, "rewards/margins": i} for i in range(20)]
     assert "rejected_collapse" in _run(RedFlags(), collapse, 20)
     falling = [{"rewards/chosen": 0.1 - 0.05 * i, "rewards/margins": i} for i in range(10)]
