@@ -29,7 +29,7 @@ def test_every_method_steps_on_smollm2(method, embedded_model, stamped_pairs, tm
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("PREFDATA_LONG_TESTS"),
-                    reason="examples/align_cpu/dpo.yaml's 48-step DPO run with evaluations (about 25 minutes on "
+                    reason="examples/align_cpu/dpo.yaml's 48-step DPO run with evaluations (16-19 minutes on "
                            "2 CPU cores): set PREFDATA_LONG_TESTS=1 to run it")
 def test_dpo_raises_held_out_reward_accuracy(embedded_model, tmp_path):
     """examples/align_cpu/dpo.yaml as it is (measured: held-out reward accuracy 0 -> 0.625 from step 12 on,
