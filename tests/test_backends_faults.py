@@ -102,6 +102,23 @@ def test_missing_key_for_the_real_api_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(PrefdataError, match="OPENAI_API_KEY"):
         OpenAIBackend("gpt-4o-mini").api_key()
+    # through the whole path too: the run stops with the message, rather than failing every row with it
+    with pytest.raises(PrefdataError, match="OPENAI_API_KEY"):
+        run_requests(OpenAIBackend("gpt-4o-mini", max_attempts=1), ask("hello"), None)
+
+
+def test_a_limit_below_one_request_a_minute_spaces_requests():
+    limits = RateLimits(rpm=0.5, period_s=1.0)  # one request every 2 "minutes" of 1 s
+    request = ask("hi")[0]
+
+    async def two():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for _ in range(2):
+            await limits.acquire(request)
+        return loop.time() - start
+
+    assert asyncio.run(two()) >= 1.5
 
 
 def test_concurrency_is_bounded_and_each_answer_is_committed(tmp_path):

@@ -109,6 +109,14 @@ def test_ties_and_unreadable_verdicts_are_never_paired():
     assert sorted(result.dropped["reason"]) == ["judge_unparsed", "panel_tie", "position_inconsistent"]
 
 
+def test_an_unswapped_tie_is_a_panel_tie_not_position_inconsistent():
+    prompts, candidates = demo_tables(n_prompts=1)
+    pid = prompts["prompt_id"][0]
+    rows = judgments([("j", pid, "p0c0", "p0c1", None, "tie", None, None)])  # one order only: nothing to compare
+    result = pair(rows, PanelSpec(), candidates=candidates, prompts=prompts)
+    assert result.kept.height == 0 and result.dropped["reason"].to_list() == ["panel_tie"]
+
+
 def test_gold_rows_never_become_pairs():
     prompts, candidates = demo_tables(n_prompts=1)
     pid = prompts["prompt_id"][0]

@@ -29,8 +29,8 @@ class RateLimits:
             from aiolimiter import AsyncLimiter
 
             self._loop = loop
-            self._limiters = (AsyncLimiter(self.rpm, self.period_s) if self.rpm else None,
-                              AsyncLimiter(self.tpm, self.period_s) if self.tpm else None)
+            self._limiters = (_bucket(AsyncLimiter, self.rpm, self.period_s) if self.rpm else None,
+                              _bucket(AsyncLimiter, self.tpm, self.period_s) if self.tpm else None)
         return self._limiters
 
     async def acquire(self, request: ChatRequest) -> None:
@@ -41,3 +41,9 @@ class RateLimits:
             await requests.acquire()
         if tokens is not None:
             await tokens.acquire(min(estimate_tokens(request), tokens.max_rate))
+
+
+def _bucket(limiter, rate: float, period_s: float):
+    """A leaky bucket for `rate` per `period_s`; below 1 (rpm 0.5: one request every two minutes) the bucket
+    holds one and the period stretches, since aiolimiter cannot acquire more than its capacity."""
+    return limiter(rate, period_s) if rate >= 1 else limiter(1, period_s / rate)

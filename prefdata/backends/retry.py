@@ -18,6 +18,8 @@ from typing import Awaitable, Callable
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.wait import wait_base
 
+from prefdata.errors import PrefdataError
+
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection", "bad_response"}
 _SECRETISH = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_*\-]{6,}", re.IGNORECASE)
@@ -116,6 +118,8 @@ async def with_retries(attempt: Callable[[], Awaitable], *, max_attempts: int, i
     """
     try:
         return await attempt()
+    except PrefdataError:  # a setup error (no API key, a missing extra) is the run's, not the row's
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes unsorted
         first: Failure | None = classify(exc)
     tries = 0
@@ -128,6 +132,8 @@ async def with_retries(attempt: Callable[[], Awaitable], *, max_attempts: int, i
             raise failure
         try:
             return await attempt()
+        except PrefdataError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise classify(exc) from None
 

@@ -90,7 +90,8 @@ def decide(resolved: pl.DataFrame, method: str, scales: dict[str, int]) -> tuple
     grouped = normed.group_by(KEYS, maintain_order=True).agg(
         votes.alias("verdicts"),
         pl.col("judge").filter(pl.col("verdict").is_not_null()).alias("judges"),
-        (pl.col("consistent") == False).all().alias("all_inconsistent"),  # noqa: E712
+        # null (not swapped) is not inconsistent: a panel of unswapped judges is never "all inconsistent"
+        (~pl.col("consistent")).fill_null(False).all().alias("all_inconsistent"),
         pl.col("norm_a").mean(), pl.col("norm_b").mean(),
         pl.col("score10_a").mean(), pl.col("score10_b").mean(),
     )
