@@ -14,7 +14,8 @@ class Echo:
     def generate(self, requests):
         self.seen.extend(requests)
         return [ChatResponse(None, error="boom") if r.messages[-1][1] == "fail" else
-                ChatResponse(r.messages[-1][1][::-1], "stop", 3, 3) for r in requests]
+                ChatResponse("{oops", "stop", 3, 3, error="invalid_json: no JSON object") if r.messages[-1][1] == "json"
+                else ChatResponse(r.messages[-1][1][::-1], "stop", 3, 3) for r in requests]
 
 
 def requests(*texts):
@@ -30,6 +31,17 @@ def test_second_run_repeats_no_finished_request(tmp_path):
     second = run_requests(backend2, requests("abc", "fail", "xyz"), again)
     assert [r.messages[-1][1] for r in backend2.seen] == ["fail"]  # only the failure is retried
     assert [a.text for a in second] == ["cba", None, "zyx"] and again.hits == 2
+
+
+def test_an_answer_that_misses_its_schema_is_cached_with_its_error(tmp_path):
+    """Paid for once: asking again would return the same unreadable text at the same price."""
+    cache = RequestCache(tmp_path / "c.sqlite")
+    [first] = run_requests(Echo(), requests("json"), cache)
+    cache.close()
+    again, backend = RequestCache(tmp_path / "c.sqlite"), Echo()
+    [second] = run_requests(backend, requests("json"), again)
+    assert backend.seen == [] and again.hits == 1
+    assert (second.text, second.reason) == ("{oops", "invalid_json") and second.error == first.error
 
 
 def test_key_depends_on_everything_that_changes_the_answer():

@@ -2,7 +2,8 @@
 
 A finished answer is committed before it counts as done (before the progress bar moves): per batch
 for batch backends, per answer for concurrent (HTTP) ones. So a build killed at any moment and run
-again repeats no finished request. Failed requests are not cached: a re-run tries them again.
+again repeats no finished request. Failed requests are not cached: a re-run tries them again (an
+answer that does not match its JSON schema is an answer, and is cached with its error).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class RequestCache:
 
     def put_many(self, backend: str, model: str, items: Sequence[tuple[str, ChatResponse]]) -> None:
         now = time.time()
-        rows = [(key, backend, model, resp.to_json(), now) for key, resp in items if resp.error is None]
+        rows = [(key, backend, model, resp.to_json(), now) for key, resp in items if _keep(resp)]
         if not rows:
             return
         with self._db:  # one transaction, committed on exit
@@ -83,6 +84,12 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _keep(answer: ChatResponse) -> bool:
+    """Answers are cached; failures are not (a re-run tries them again), except an answer that came but
+    does not match its schema after the bounded retries: asking again would pay for the same text."""
+    return answer.error is None or (answer.text is not None and answer.reason == "invalid_json")
 
 
 def _refused(meter) -> ChatResponse:
