@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,26 @@ class JudgeSpec(Strict):
                                                  "{answer_b} (pairwise) or {answer}, {aspects}, {scale} (pointwise), "
                                                  "and {nonce} for the block tags.")
     retries: int = Field(1, ge=0, le=3, description="Corrective re-asks when a verdict cannot be read.")
+
+    @model_validator(mode="after")
+    def _template_fields(self) -> "JudgeSpec":
+        """A template with an unknown {field} (often a JSON example with single braces) would fail only
+        after the candidates were paid for: refuse it when the spec is read."""
+        if self.prompt is not None:
+            allowed = TEMPLATE_FIELDS[self.kind]
+            try:
+                used = {name for _, name, _, _ in string.Formatter().parse(self.prompt) if name is not None}
+            except ValueError as exc:
+                raise ValueError(f"prompt: {exc} (write literal braces as {{{{ and }}}})") from None
+            unknown = sorted(used - allowed)
+            if unknown:
+                raise ValueError(f"prompt: unknown field {{{unknown[0]}}} for a {self.kind} judge (fields: "
+                                 f"{', '.join(sorted(allowed))}; write literal braces as {{{{ and }}}})")
+        return self
+
+
+TEMPLATE_FIELDS = {"pairwise": {"conversation", "answer_a", "answer_b", "nonce"},
+                   "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"}}
 
 
 def judge_name(judge: JudgeSpec) -> str:

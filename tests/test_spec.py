@@ -34,6 +34,9 @@ def test_good_spec_resolves_paths_relative_to_the_file(tmp_path):
     (GOOD + "judges:\n  - backend: {kind: transformers}\n", ":8: judges.0.backend: Value error"),
     (GOOD + "judges:\n  - {kind: pairwise}\n  - {kind: pairwise}\n", "judge names must differ"),
     (GOOD + "panel: {method: vote}\n", ":7: panel.method: Input should be"),
+    (GOOD + "judges:\n  - prompt: 'Compare {answer_a} and {answer_b}. Reply {\"winner\": \"A\"}'\n",
+     ':8: judges.0: Value error, prompt: unknown field {"winner"} for a pairwise judge'),
+    (GOOD + "judges:\n  - {kind: pointwise, prompt: 'Rate {answer_a}'}\n", "unknown field {answer_a} for a pointwise"),
 ])
 def test_bad_spec_names_path_and_line(tmp_path, text, where):
     with pytest.raises(PrefdataError) as info:
