@@ -53,9 +53,31 @@ def _card(folder: Path, splits: list[str]) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body.lstrip("\n")
 
 
+def _looks_staged(target: Path) -> bool:
+    """A folder that stage_upload wrote: README.md, a data/ folder of Parquet files, and side files only."""
+    names = {p.name for p in target.iterdir()}
+    data = target / "data"
+    return ((target / "README.md").is_file() and data.is_dir() and names <= {"README.md", "data", *SIDE_FILES}
+            and all(p.is_file() and p.suffix == ".parquet" for p in data.iterdir()))
+
+
+def _check_target(folder: Path, target: Path) -> None:
+    """Refuse a staging target whose replacement would delete the dataset or anything else."""
+    here, there = folder.resolve(), target.resolve()
+    if there == here or here in there.parents or there in here.parents:
+        raise PrefdataError(f"--stage-only {target}: must be outside the dataset folder {folder} and not contain it")
+    if there.exists() and not there.is_dir():
+        raise PrefdataError(f"--stage-only {target}: exists and is not a folder")
+    if there.is_dir() and any(there.iterdir()) and not _looks_staged(there):
+        raise PrefdataError(f"--stage-only {target}: folder is not empty and is not an earlier staging "
+                            "(README.md, data/ and side files only); choose a new or empty folder")
+
+
 def stage_upload(folder: str | Path, target: str | Path) -> Path:
-    """Lay out exactly what would be uploaded, in `target`."""
+    """Lay out exactly what would be uploaded, in `target` (a new or empty folder, or an earlier staging,
+    which is replaced)."""
     folder, target = Path(folder), Path(target)
+    _check_target(folder, target)
     splits = _splits(folder)
     if target.exists():
         shutil.rmtree(target)

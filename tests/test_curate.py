@@ -314,6 +314,15 @@ def test_balance_keeps_the_largest_subset_in_the_band(hh):
 
 # ---- decontamination ------------------------------------------------------------------------
 
+def test_no_texts_give_no_shingles_and_an_empty_frame_decontaminates(demo, tmp_path):
+    rows, hashes = shingle_hashes(pl.Series([], dtype=pl.String))
+    assert rows.size == 0 and hashes.size == 0
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(json.dumps({"question": "How far is the moon from the earth?"}) + "\n")
+    result = decontaminate(demo.clear(), DecontaminateConfig(eval_sets=[str(eval_file)]))
+    assert result.kept.height == 0 and result.dropped.height == 0
+
+
 def test_decontaminate_drops_prompts_sharing_13_grams_with_an_eval_set(demo, tmp_path):
     unique = exact_dedupe(demo).kept
     prompts = unique.select(pl.col("prompt").list.last().struct.field("content")).to_series()

@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from conftest import DPO_DEMO, HH, KTO_DEMO, run_cli
+from conftest import DPO_DEMO, HH, KTO_DEMO, hh_rows, run_cli
 from prefdata.curate.config import DedupeConfig, FilterConfig, NearDedupeConfig
 from prefdata.errors import PrefdataError
 from prefdata.spec import load_spec
@@ -65,6 +65,37 @@ def test_split_command_writes_disjoint_prompt_groups(tmp_path):
     assert train.height + test.height == figures["rows_out"]
     assert not set(train["prompt_id"]) & set(test["prompt_id"])
     assert figures["splits"]["test"]["rows"] == test.height
+
+
+def test_split_command_writes_the_rows_the_reader_set_aside(tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in hh_rows()[:60]) + '{"chosen": "broken\n')
+    figures = summary(run_cli("split", source, tmp_path / "splits", "--on-error", "skip", "--json"))
+    assert figures["dropped"].get("malformed_record") == 1
+    dropped = pl.read_ndjson(figures["dropped_file"])
+    assert figures["dropped_file"] == str(tmp_path / "splits.dropped.jsonl")
+    assert dropped.height == sum(figures["dropped"].values()) and set(dropped["reason"]) == set(figures["dropped"])
+    chosen = tmp_path / "aside.jsonl"
+    figures = summary(run_cli("split", source, tmp_path / "s2", "--on-error", "skip", "--dropped", chosen, "--json"))
+    assert figures["dropped_file"] == str(chosen) and pl.read_ndjson(chosen).height == dropped.height
+
+
+@pytest.mark.parametrize("args, message", [
+    (("filter", DPO_DEMO, "x.jsonl", "--min-length", "-5"), "--min-length: Input should be greater than or equal to 0"),
+    (("filter", DPO_DEMO, "x.jsonl", "--min-agreement", "2"), "--min-agreement: Input should be less than or equal"),
+    (("filter", DPO_DEMO, "x.jsonl", "--max-length-ratio", "0.5"), "--max-length-ratio: Input should be greater"),
+    (("filter", DPO_DEMO, "x.jsonl", "--decontaminate", "e.jsonl", "--eval-ngram", "0"), "--eval-ngram: Input"),
+    (("split", DPO_DEMO, "out", "--test-size", "1.5"), "--test-size: Input should be less than 1"),
+    (("dedupe", DPO_DEMO, "x.jsonl", "--near", "--threshold", "0"), "--threshold: Input should be greater than 0"),
+    (("dedupe", DPO_DEMO, "x.jsonl", "--near", "--num-perm", "4"), "--num-perm: Input should be greater than or"),
+    (("dedupe", DPO_DEMO, "x.jsonl", "--near", "--ngram", "0"), "--ngram: Input should be greater than or equal to 1"),
+    (("length-bias", DPO_DEMO, "--balance", "x.jsonl", "--target", "2"), "--target: Input should be less than or"),
+])
+def test_bad_option_values_are_one_line_and_exit_2(tmp_path, args, message):
+    done = run_cli(*[tmp_path / a if a in ("x.jsonl", "out") else a for a in args])
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -124,6 +124,37 @@ def test_push_needs_a_token_and_a_repo_id(dataset_dir, monkeypatch):
         push(folder, "not a repo")
 
 
+def test_stage_only_never_deletes_the_dataset_or_unrelated_files(dataset_dir, tmp_path):
+    folder, _ = dataset_dir
+    before = sorted(p.name for p in folder.iterdir())
+    for target in (folder, folder / "staged", tmp_path):
+        done = run_cli("push", folder, "--repo-id", "a/b", "--stage-only", target)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "dataset folder" in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before and not (folder / "staged").exists()
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(PrefdataError, match="not empty"):
+        stage_upload(folder, other)
+    assert (other / "keep.txt").read_text() == "mine"
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(PrefdataError, match="not a folder"):
+        stage_upload(folder, tmp_path / "file.txt")
+
+
+def test_staging_again_into_the_same_target_replaces_it(dataset_dir, tmp_path):
+    folder, _ = dataset_dir
+    target = tmp_path / "staged"
+    first = run_cli("push", folder, "--repo-id", "a/b", "--stage-only", target)
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+    again = run_cli("push", folder, "--repo-id", "a/b", "--stage-only", target)
+    assert first.returncode == again.returncode == 0, again.stderr
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == files and "README.md" in files
+    (tmp_path / "empty").mkdir()
+    assert stage_upload(folder, tmp_path / "empty") == tmp_path / "empty"
+
+
 def test_push_cli_reports_a_failed_upload_in_one_line(dataset_dir, hub):
     folder, _ = dataset_dir
     done = run_cli("push", folder, "--repo-id", "org/name", env={"HF_TOKEN": "x", "HF_ENDPOINT": hub + "/broken"})

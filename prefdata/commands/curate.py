@@ -48,6 +48,24 @@ class Verify(str, Enum):
     none = "none"
 
 
+def make_config(cls, options: Optional[dict] = None, **values):
+    """`cls(**values)`, with a pydantic ValidationError turned into one line naming the option
+    (`options` maps a field to its option name where they differ)."""
+    from pydantic import ValidationError
+
+    from prefdata.errors import PrefdataError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = (options or {}).get(field, "--" + field.replace("_", "-")) if field else "options"
+            problems.append(f"{name}: {error['msg']}")
+        raise PrefdataError("; ".join(problems)) from None
+
+
 def read_pairs(source: str, format: Optional[str], on_error: str = "raise"):
     from prefdata.errors import InputError, PrefdataError
 
@@ -85,14 +103,28 @@ def dropped_path(output: Path, given: Optional[Path]) -> Path:
     return given or output.with_name(output.name.removesuffix(output.suffix) + ".dropped.jsonl")
 
 
-def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_json: bool, **extra) -> None:
+def write_dropped(dropped, output: Path, dropped_to: Optional[Path]) -> Optional[Path]:
+    """Write the dropped rows (with their reasons) next to `output`, or to `dropped_to`; None when there are none."""
+    from prefdata.io import write_table
+
+    if not dropped.height:
+        return None
+    where = dropped_path(output, dropped_to)
+    write_table(dropped, where)
+    return where
+
+
+def write_kept(kept, dropped, output: Path, dropped_to: Optional[Path]) -> Optional[Path]:
+    """Write the kept rows to `output` and the dropped ones beside them; returns where the dropped went."""
     from prefdata.io import write_table
 
     write_table(kept, output)
-    where = dropped_path(output, dropped_to)
-    if dropped.height:
-        write_table(dropped, where)
-    figures = summary(result, kept, dropped, output=str(output), dropped_file=str(where) if dropped.height else None,
+    return write_dropped(dropped, output, dropped_to)
+
+
+def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_json: bool, **extra) -> None:
+    where = write_kept(kept, dropped, output, dropped_to)
+    figures = summary(result, kept, dropped, output=str(output), dropped_file=str(where) if where else None,
                       **extra)
     if as_json:
         typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
@@ -122,10 +154,10 @@ def dedupe(
     """Remove exact duplicates (normalised text) and, with --near, near duplicates. Rows in = out + dropped."""
     from prefdata.curate.config import DedupeConfig, NearDedupeConfig
 
-    configs = [DedupeConfig(level=level.value, keep=keep.value)]
+    configs = [make_config(DedupeConfig, level=level.value, keep=keep.value)]
     if near:
-        configs.append(NearDedupeConfig(scope=scope.value, threshold=threshold, ngram=ngram, unit=unit.value,
-                                        num_perm=num_perm, verify=verify.value, keep=keep.value))
+        configs.append(make_config(NearDedupeConfig, scope=scope.value, threshold=threshold, ngram=ngram,
+                                   unit=unit.value, num_perm=num_perm, verify=verify.value, keep=keep.value))
     result = read_pairs(source, format, on_error)
     kept, dropped = run_steps(result, configs)
     finish(result, kept, dropped, output, dropped_to, as_json)
@@ -154,11 +186,13 @@ def filter_(
     """Keep pairs within score-margin, agreement and length bounds, and free of evaluation n-grams."""
     from prefdata.curate.config import DecontaminateConfig, FilterConfig
 
-    configs: list = [FilterConfig(min_margin=min_margin, min_agreement=min_agreement, min_length=min_length,
-                                  max_length=max_length, max_prompt_length=max_prompt_length,
-                                  max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer)]
+    configs: list = [make_config(FilterConfig, min_margin=min_margin, min_agreement=min_agreement,
+                                 min_length=min_length, max_length=max_length, max_prompt_length=max_prompt_length,
+                                 max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer)]
     if decontaminate:
-        configs.append(DecontaminateConfig(eval_sets=decontaminate, field=eval_field, ngram=eval_ngram))
+        configs.append(make_config(DecontaminateConfig, {"eval_sets": "--decontaminate", "field": "--eval-field",
+                                                         "ngram": "--eval-ngram"},
+                                   eval_sets=decontaminate, field=eval_field, ngram=eval_ngram))
     result = read_pairs(source, format, on_error)
     kept, dropped = run_steps(result, configs)
     finish(result, kept, dropped, output, dropped_to, as_json)
@@ -182,23 +216,19 @@ def length_bias(
     from prefdata.curate.config import BalanceConfig
     from prefdata.curate.length_bias import length_bias_report
 
+    config = None if balance is None else make_config(BalanceConfig, target=target, tolerance=tolerance,
+                                                      unit=unit.value, tokenizer=tokenizer, seed=seed)
     result = read_pairs(data, format, on_error)
     report = length_bias_report(result.frame, unit.value, tokenizer)
-    if balance is None:
+    if config is None:
         kept, dropped = result.frame, result.dropped
         figures = {**summary(result, kept, dropped), "length_bias": report}
     else:
-        config = BalanceConfig(target=target, tolerance=tolerance, unit=unit.value, tokenizer=tokenizer, seed=seed)
         kept, dropped = run_steps(result, [config])
         after = length_bias_report(kept, unit.value, tokenizer)
-        from prefdata.io import write_table
-
-        write_table(kept, balance)
-        where = dropped_path(balance, dropped_to)
-        if dropped.height:
-            write_table(dropped, where)
-        figures = {**summary(result, kept, dropped, output=str(balance)), "length_bias": report,
-                   "balanced": after}
+        where = write_kept(kept, dropped, balance, dropped_to)
+        figures = {**summary(result, kept, dropped, output=str(balance), dropped_file=str(where) if where else None),
+                   "length_bias": report, "balanced": after}
     if as_json:
         typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
         return
@@ -234,6 +264,7 @@ def split(
     suffix: str = typer.Option("parquet", "--as", help="File type: parquet or jsonl."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
+    dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
 ) -> None:
     """Deterministic train/test split grouped by prompt (no prompt in both), optionally stratified."""
@@ -241,20 +272,22 @@ def split(
     from prefdata.curate.split import train_test
     from prefdata.io import write_table
 
+    config = make_config(SplitConfig, test_size=test_size, stratify=stratify, group=group, seed=seed)
     result = read_pairs(source, format, on_error)
-    parts = train_test(result.frame, SplitConfig(test_size=test_size, stratify=stratify, group=group, seed=seed))
+    parts = train_test(result.frame, config)
     outdir.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, frame in parts.items():
         files[name] = {"rows": frame.height, "prompts": frame[group].n_unique(),
                        "path": str(write_table(frame, outdir / f"{name}.{suffix}"))}
+    where = write_dropped(result.dropped, outdir, dropped_to)
     kept = result.frame
-    figures = {**summary(result, kept, result.dropped), "splits": files}
+    figures = {**summary(result, kept, result.dropped, dropped_file=str(where) if where else None), "splits": files}
     if as_json:
         typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
         return
-    typer.echo(", ".join(f"{n}: {f['rows']} rows ({f['prompts']} prompts) in {f['path']}" for n, f in files.items()),
-               err=True)
+    typer.echo(", ".join(f"{n}: {f['rows']} rows ({f['prompts']} prompts) in {f['path']}" for n, f in files.items())
+               + (f"; {result.dropped.height} set aside in {where}" if where else ""), err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -127,7 +127,7 @@ def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tu
 
 def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """n-gram hashes from token hashes laid end to end (`lengths` tokens per row)."""
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # empty input gives empty arrays
     full = lengths >= ngram
     counts = np.where(full, lengths - ngram + 1, 0)
     # polynomial over every window of the flat array (contiguous slices are cheap), then the windows
@@ -138,7 +138,7 @@ def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarr
         for k in range(ngram if span else 0):
             acc *= PRIME
             acc += flat[k:k + span]
-    begin = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+    begin = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
     acc = acc[begin]
     rows = np.repeat(np.arange(len(lengths)), counts)
     short = np.flatnonzero((lengths > 0) & ~full)
