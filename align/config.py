@@ -108,6 +108,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         dotted = ".".join(str(p) for p in loc) or "(top)"
-        from_file = path is not None and loc and loc[0] in data and loc[0] not in overrides
+        from_file = path is not None and loc and loc[0] in data and overrides.get(loc[0]) is None
         where = f"{path}:{_line_of(text, loc)}: " if from_file else ("--" if loc else "")
         raise PrefdataError(f"{where}{dotted.replace('_', '-') if not from_file else dotted}: {err['msg']}") from None

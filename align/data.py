@@ -67,15 +67,15 @@ def check_data_stamp(data: str, frame: pl.DataFrame, skip: bool) -> tuple[str, s
     return f"skipped-{state}", message, stamp
 
 
-def _split_column(data: str, result: Any) -> pl.DataFrame:
+def _split_column(data: str, result: Any, split: str | None = None) -> pl.DataFrame:
     """Curation's `split` column, which the canonical table does not keep (read from the input records)."""
     frame = result.frame
     if not Path(data).exists():
         return frame
     from validators.api import input_fields, raw_column
 
-    if SPLIT in input_fields(data):
-        frame = frame.with_columns(raw_column(data, SPLIT, result.dropped).alias(SPLIT))
+    if SPLIT in input_fields(data, split=split):
+        frame = frame.with_columns(raw_column(data, SPLIT, result.dropped, split=split).alias(SPLIT))
     return frame
 
 
@@ -111,7 +111,7 @@ def load_run_data(config: Any) -> RunData:
     if method_kind == "pairwise" and result.kind == "unpaired":
         raise PrefdataError(f"{config.data}: unpaired (KTO) data; --method {config.method} needs pairs "
                             "(use --method kto)")
-    frame = _split_column(config.data, result)
+    frame = _split_column(config.data, result, config.split)
     if config.eval_split is not None:
         held = read_dataset(config.data, on_error="skip", split=config.eval_split).frame
         train = frame

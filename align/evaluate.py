@@ -55,7 +55,7 @@ def run_config(checkpoint: Path) -> dict[str, Any]:
     return {}
 
 
-def load_models(checkpoint: str | Path, base: str | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+def load_models(checkpoint: str | Path, reference: str | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(policy, reference, tokenizer, run config) for a run folder, its model folder or a checkpoint.
     The config gains `_names`: (policy, reference) weight ids for the request cache."""
     import torch
@@ -70,25 +70,33 @@ def load_models(checkpoint: str | Path, base: str | None = None) -> tuple[Any, A
         raise PrefdataError(f"{checkpoint}: no such checkpoint folder")
     config = run_config(checkpoint)
     adapter = (checkpoint / "adapter_config.json").is_file()
-    if adapter and base is None:
-        base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
-    base = base or config.get("model")
-    if base is None:
+    # an adapter is loaded on the base it was trained on, whatever the reference; the reference is
+    # --reference, else that base (or the run's model)
+    trained_on = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"] \
+        if adapter else None
+    reference_name = reference or trained_on or config.get("model")
+    if reference_name is None:
         raise PrefdataError(f"{checkpoint}: not an align run and no --reference model given")
     dtype = torch.float32 if not _cuda() else torch.bfloat16
     if adapter:
         from peft import PeftModel
 
-        policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), str(checkpoint))
+        policy = PeftModel.from_pretrained(_load(AutoModelForCausalLM, trained_on, dtype), str(checkpoint))
     else:
-        policy = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype)
-    reference = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    tok_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base
+        policy = _load(AutoModelForCausalLM, str(checkpoint), dtype)
+    ref_model = _load(AutoModelForCausalLM, reference_name, dtype)
+    tok_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else (trained_on or reference_name)
     tok, _ = prepare_tokenizer(str(tok_source), config.get("chat_template"))
-    base_id = weights_id(base)  # an adapter's answers depend on the base it is loaded on too
-    policy_id = f"{weights_id(checkpoint)}+{base_id}" if adapter else weights_id(checkpoint)
-    config = {**config, "_names": (f"policy:{policy_id}", f"reference:{base_id}")}
-    return policy, reference, tok, config
+    policy_id = f"{weights_id(checkpoint)}+{weights_id(trained_on)}" if adapter else weights_id(checkpoint)
+    config = {**config, "_names": (f"policy:{policy_id}", f"reference:{weights_id(reference_name)}")}
+    return policy, ref_model, tok, config
+
+
+def _load(auto: Any, name: str, dtype: Any) -> Any:
+    try:
+        return auto.from_pretrained(name, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise PrefdataError(f"{name}: cannot load the model ({str(exc).splitlines()[0]})") from None
 
 
 def weights_id(path: str | Path) -> str:

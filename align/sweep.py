@@ -8,6 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from prefdata.errors import PrefdataError
+
 RESULTS = "sweep.csv"
 
 
@@ -26,7 +28,7 @@ def run_sweep(config: Any, betas: list[float], lrs: list[float | None]) -> str:
             update = {"beta": beta, "output": str(base / run_name(beta, lr))}
             if lr is not None:
                 update["learning_rate"] = lr
-            summary = train(config.model_copy(update=update))
+            summary = train(_validated(config, update))
             held = summary.get("held_out") or {}
             rows.append({
                 "run": run_name(beta, lr), "beta": beta,
@@ -49,3 +51,14 @@ def markdown(table: pl.DataFrame) -> str:
     rule = "|" + "---|" * len(table.columns)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
     return "\n".join([head, rule] + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.iter_rows()])
+
+
+def _validated(config: Any, update: dict[str, Any]) -> Any:
+    """The run's config, validated like any config: a sweep value out of range is an error, not a TRL traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return type(config).model_validate({**config.model_dump(), **update})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise PrefdataError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None

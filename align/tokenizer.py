@@ -21,7 +21,10 @@ def prepare_tokenizer(model: str, chat_template: str | None = None) -> tuple[Any
     tok = load_tokenizer(model)
     notes = []
     if chat_template:
-        tok.chat_template = Path(chat_template).read_text(encoding="utf-8")
+        try:
+            tok.chat_template = Path(chat_template).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PrefdataError(f"chat_template: cannot read {chat_template} ({exc})") from None
         notes.append(f"chat template from {chat_template}")
     if not getattr(tok, "chat_template", None):
         raise PrefdataError(f"{model}: the tokenizer has no chat template (a raw base model?); train on the SFT "

@@ -59,7 +59,11 @@ def trl_config(config: Any, hardware: dict[str, Any], output: Path, eval_rows: i
         if quant is not None:
             kwargs["model_init_kwargs"]["quantization_config"] = quant
     kwargs.update(config.trl)
-    return load(method.config)(**kwargs)
+    try:
+        return load(method.config)(**kwargs)
+    except (TypeError, ValueError) as exc:  # mostly an unknown or wrong key under `trl:`
+        name = method.config.replace(":", ".").rsplit(".", 1)[-1]
+        raise PrefdataError(f"trl: {name} refused the settings: {exc}") from None
 
 
 def build_trainer(config: Any, hardware: dict[str, Any], output: Path, train_ds: Any, eval_ds: Any, tok: Any,

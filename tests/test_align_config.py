@@ -204,6 +204,29 @@ def test_failed_validation_refused(stamped_pairs, tmp_path):  # noqa: F811
     assert result.exit_code == 2 and "validation failed" in result.output
 
 
+def test_bad_settings_are_one_line_errors(stamped_pairs, tiny_model, tmp_path):  # noqa: F811
+    cfg = tmp_path / "run.yaml"
+    base = f"profile: cpu\nmodel: {tiny_model}\ndata: {stamped_pairs}\noutput: {tmp_path / 'o'}\nmax_steps: 1\n"
+    cfg.write_text("method: rlhf\n" + base)  # the file's line, although the command line could set --method
+    result = CliRunner().invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2 and "run.yaml:1: method:" in result.output
+    cfg.write_text("method: dpo\n" + base + "trl: {no_such_setting: 1}\n")
+    result = CliRunner().invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2 and "trl: DPOConfig refused the settings" in result.output
+    cfg.write_text("method: dpo\n" + base + f"chat_template: {tmp_path / 'missing.jinja'}\n")
+    result = CliRunner().invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2 and "chat_template: cannot read" in result.output
+    cfg.write_text("method: dpo\n" + base)
+    result = CliRunner().invoke(app, ["sweep", str(cfg), "--beta", "-1"])
+    assert result.exit_code == 2 and "--beta: Input should be greater than 0" in result.output
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "nowhere"), "--data", str(stamped_pairs)])
+    assert result.exit_code == 2 and "no such checkpoint folder" in result.output
+    (tmp_path / "o").mkdir(exist_ok=True)  # a folder, but no model in it
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "o"), "--data", str(stamped_pairs),
+                                      "--reference", str(tiny_model)])
+    assert result.exit_code == 2 and "cannot load the model" in result.output
+
+
 def test_unpaired_data_refused_for_pair_methods(stamped_kto, tmp_path):  # noqa: F811
     result = _cli_train(stamped_kto, tmp_path / "d")
     assert result.exit_code == 2 and "use --method kto" in result.output
