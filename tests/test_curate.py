@@ -4,7 +4,6 @@ Every step keeps input rows = kept + dropped, with a stage and a reason on each 
 """
 
 import json
-import math
 
 import numpy as np
 import polars as pl
@@ -293,9 +292,10 @@ def test_length_bias_report_edge_cases():
     one = pl.DataFrame({"chosen": [[{"role": "assistant", "content": "long answer"}]] * 3,
                         "rejected": [[{"role": "assistant", "content": "short"}]] * 3})
     report = length_bias_report(one)
-    assert report["chosen_longer_frac"] == 1.0 and report["logit_coef"] == math.inf and report["logit_ci"] is None
+    assert report["chosen_longer_frac"] == 1.0 and report["logit_coef"] is None and report["logit_ci"] is None
+    assert "prefers the longer answer" in report["logit_note"]
     assert length_bias_report(one.head(0))["pairs"] == 0
-    json.dumps(report)  # figures are plain JSON
+    assert json.loads(json.dumps(report, allow_nan=False)) == report  # figures are strict JSON
 
 
 def test_balance_keeps_the_largest_subset_in_the_band(hh):

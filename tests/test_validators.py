@@ -150,7 +150,9 @@ def test_length_bias_uses_curations_report(clean):
 def test_length_bias_on_hh_rlhf_is_within_the_default_band(hh):
     result = check(hh.frame, "length_bias")
     assert result.value == compute(hh.frame, "pairwise")["chosen_longer_frac"]
-    assert result.passed == (0.35 <= result.value <= 0.65 and abs(result.figures["correlation"]) <= 0.3)
+    # measured: 44% of chosen answers are longer, correlation -0.18: inside the default band, so it passes
+    assert 0.35 <= result.value <= 0.65 and abs(result.figures["correlation"]) <= 0.3
+    assert result.value == pytest.approx(0.4433, abs=1e-4) and result.passed
 
 
 def test_margin_share_below_the_minimum():

@@ -51,8 +51,10 @@ def _logit(diff: np.ndarray) -> dict:
     if x.size < 2:
         return {"logit_coef": None, "logit_ci": None, "logit_p": None, "logit_note": "fewer than 2 untied pairs"}
     if (x > 0).all() or (x < 0).all():
-        return {"logit_coef": math.copysign(math.inf, x[0]), "logit_ci": None, "logit_p": None,
-                "logit_note": "separated: every untied pair prefers the same side (coefficient is infinite)"}
+        # the coefficient is infinite, which JSON cannot hold: None, and the note says which way
+        side = "longer" if x[0] > 0 else "shorter"
+        return {"logit_coef": None, "logit_ci": None, "logit_p": None,
+                "logit_note": f"separated: every untied pair prefers the {side} answer (coefficient is infinite)"}
     import statsmodels.api as sm
 
     with warnings.catch_warnings():
