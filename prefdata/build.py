@@ -97,6 +97,7 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     sources = read_prompts(spec)
     prompts = sources.kept
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
+    runner.done("sources")
     n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
 
     generated, extras = runner.stage(
@@ -138,9 +139,10 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
                  judging)
 
 
-def _curate_only(spec: Spec) -> _Flow:
+def _curate_only(spec: Spec, runner: Runner) -> _Flow:
     sources = read_pairs(spec)
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
+    runner.done("sources")
     return _Flow(sources.kept, [sources.dropped], counts, {}, {})
 
 
@@ -172,11 +174,15 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     from prefdata.backends.embedded import home
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
+    skipped = {"generate", "judge", "pair"} & {start, until}
+    if spec.generate is None and skipped:
+        raise PrefdataError(f"this spec has no {min(skipped)} stage (generate: null): --from and --until take "
+                            "sources, curate or validate")
     cache = RequestCache(spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite")
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
     try:
-        flow = _curate_only(spec) if spec.generate is None else _generate_judge_pair(spec, ctx, runner)
+        flow = _curate_only(spec, runner) if spec.generate is None else _generate_judge_pair(spec, ctx, runner)
         _curate(flow, spec, ctx, runner)
     except StageSkipped as stop:
         return BuildResult(runner.folder, 0, 0, {"ran": runner.ran, "reused": runner.reused}, str(stop))

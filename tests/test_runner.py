@@ -68,3 +68,17 @@ def test_a_stage_that_fails_leaves_no_marker(tmp_path, pairs):
     with pytest.raises(RuntimeError):
         Runner(tmp_path).stage("judge", [pairs], {}, boom)
     assert not (tmp_path / "judge.json").exists()
+
+
+def test_build_until_sources_stops_before_anything_else(tmp_path):
+    """A curation-only build (examples/hh_curate) stopped after its sources writes no data; stages it has
+    not got (generate, judge, pair) are an error rather than a full run."""
+    from conftest import ROOT
+    from prefdata.build import build
+
+    spec = ROOT / "examples" / "hh_curate" / "spec.yaml"
+    result = build(spec, tmp_path / "out", quiet=True, until="sources")
+    assert result.stopped_after == "sources" and not (tmp_path / "out" / "data.parquet").exists()
+    for stage in ("generate", "judge", "pair"):
+        with pytest.raises(PrefdataError, match=f"no {stage} stage"):
+            build(spec, tmp_path / "out", quiet=True, until=stage)
