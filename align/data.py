@@ -31,6 +31,7 @@ class RunData:
     source: str
     rows_in: int
     notes: list[str] = field(default_factory=list)
+    dropped: pl.DataFrame | None = None       # rows left out, each with its reason (prefdata's DROPPED table)
 
 
 def _hub_stamp(data: str, frame: pl.DataFrame) -> tuple[str, str, dict | None]:
@@ -112,15 +113,17 @@ def load_run_data(config: Any) -> RunData:
         raise PrefdataError(f"{config.data}: unpaired (KTO) data; --method {config.method} needs pairs "
                             "(use --method kto)")
     frame = _split_column(config.data, result, config.split)
+    dropped = [result.dropped]
     if config.eval_split is not None:
-        held = read_dataset(config.data, on_error="skip", split=config.eval_split).frame
-        train = frame
+        held_result = read_dataset(config.data, on_error="skip", split=config.eval_split)
+        held, train = held_result.frame, frame
+        dropped.append(held_result.dropped)
     else:
         train, held = hold_out(frame, config.eval_fraction, config.seed)
     if train.height == 0:
         raise PrefdataError(f"{config.data}: no training rows left after holding out the test split")
     return RunData(train, held, result.kind, fingerprint(result.frame), stamp, state, message, str(config.data),
-                   result.rows_in, notes)
+                   result.rows_in, notes, pl.concat(dropped, how="vertical_relaxed"))
 
 
 def to_dataset(frame: pl.DataFrame, kind: str, method: str, seed: int) -> Any:

@@ -150,6 +150,7 @@ def train(config: Any) -> dict[str, Any]:
         "held_out": final, "history": held_out_history(metrics_path), "red_flags": flags.flags,
         "warnings": warnings, "tokenizer": tok_notes, "truncation": trunc,
         "plots": [str(p.relative_to(output)) for p in plots], "hardware": hardware,
+        "dropped": _write_dropped(data.dropped, output),
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     card.write_card(output, config, data, summary)
@@ -160,18 +161,34 @@ def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | 
     """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
     from align.tokenizer import prompt_fits
 
-    counts = []
+    import polars as pl
+
+    from prefdata.schema import dropped_rows
+
+    counts, left_out = [], []
     for name in ("train", "held_out"):
         frame = getattr(data, name)
         fits = prompt_fits(frame, tok, max_length)
         counts.append(frame.height - int(fits.sum()))
+        left_out.append(dropped_rows(frame.filter(~fits), "align", "prompt_fills_max_length",
+                                     id_column="pair_id" if "pair_id" in frame.columns else None,
+                                     detail=f"{name}: the prompt alone fills max_length {max_length}"))
         setattr(data, name, frame.filter(fits))
+    data.dropped = pl.concat([d for d in (data.dropped, *left_out) if d is not None], how="vertical_relaxed")
     if not sum(counts):
         return data, None
     if data.train.height == 0:
         raise PrefdataError(f"every training prompt fills max_length {max_length}; raise max_length")
     return data, (f"left out {counts[0]} training and {counts[1]} held-out rows whose prompt alone fills "
                   f"max_length {max_length} (no room for the completion)")
+
+
+def _write_dropped(dropped: Any, output: Path) -> dict[str, int]:
+    """Every row the run left out, with its reason, in `dropped.parquet`; the counts by reason."""
+    if dropped is None or dropped.height == 0:
+        return {}
+    dropped.write_parquet(output / "dropped.parquet")
+    return dict(dropped.group_by("reason").len().sort("reason").iter_rows())
 
 
 def final_eval(model: Any, config: Any, tok: Any, held_out: Any) -> dict[str, float]:

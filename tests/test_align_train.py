@@ -53,6 +53,20 @@ def test_every_method_trains_from_the_cli(method, tiny_model, stamped_pairs, tmp
     assert f"{method} / cpu: 2 steps" in printed
 
 
+def test_rows_left_out_are_on_record_with_their_reason(tiny_model, stamped_pairs, tmp_path):  # noqa: F811
+    """A max_length that some prompts fill: those rows leave training, each with its reason, none lost."""
+    out = tmp_path / "short"
+    summary, printed = train_cli(tiny_model, stamped_pairs, out, "dpo", "--eval-fraction", "0.2",
+                                 "--max-length", "80")
+    dropped = pl.read_parquet(out / "dropped.parquet")
+    assert dropped.height > 0 and set(dropped["reason"]) == {"prompt_fills_max_length"}
+    assert summary["dropped"] == {"prompt_fills_max_length": dropped.height}
+    rows = pl.read_parquet(stamped_pairs).height
+    assert summary["train_rows"] + summary["held_out_rows"] + dropped.height == rows
+    kept = set(pl.read_parquet(stamped_pairs)["pair_id"]) - set(dropped["row_id"])
+    assert len(kept) == summary["train_rows"] + summary["held_out_rows"]
+
+
 def test_kto_on_unpaired_data(tiny_model, stamped_kto, tmp_path):  # noqa: F811
     summary, _ = train_cli(tiny_model, stamped_kto, tmp_path / "kto", "kto")
     assert summary["steps"] == 2 and summary["train_examples"] == summary["train_rows"]
