@@ -36,7 +36,7 @@ def _root() -> None:
 @app.command()
 def hardware(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Report the accelerators this machine has (which training profiles can run here)."""
-    from align.hardware import detect
+    from prefdata.align.hardware import detect
 
     found = detect()
     if as_json:
@@ -70,7 +70,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and check the profile; print it."),
 ) -> None:
     """Train a preference method on validated data (refuses unstamped or stale data)."""
-    from align.config import load_config
+    from prefdata.align.config import load_config
 
     overrides = dict(method=method, profile=profile, model=model, data=data, output=output, max_steps=max_steps,
                      max_length=max_length, batch_size=batch_size, learning_rate=learning_rate, beta=beta,
@@ -81,14 +81,14 @@ def train(
         if config.launch:
             _launch(config, dry_run)
             return
-        from align.train import refuse_if_unrunnable
+        from prefdata.align.train import refuse_if_unrunnable
 
         refuse_if_unrunnable(config)
         if dry_run:
             typer.echo(config.resolved().model_dump_json(indent=2))
             return
         _logging()
-        from align.train import train as run
+        from prefdata.align.train import train as run
 
         summary = run(config)
     except PrefdataError as exc:
@@ -99,9 +99,9 @@ def train(
 def _launch(config: Any, dry_run: bool) -> None:
     import shlex
 
-    from align.hardware import detect
-    from align.launch import launch
-    from align.profiles import check_profile
+    from prefdata.align.hardware import detect
+    from prefdata.align.launch import launch
+    from prefdata.align.profiles import check_profile
 
     found = detect()
     if not dry_run:
@@ -168,7 +168,7 @@ def eval_(
 ) -> None:
     """Held-out reward accuracy and margins against the reference; with --win-rate, the judged win rate."""
     try:
-        from align.evaluate import evaluate_checkpoint
+        from prefdata.align.evaluate import evaluate_checkpoint
 
         _logging()
         result = evaluate_checkpoint(checkpoint, data, reference=reference, win=win_rate, judges=_judges(judges),
@@ -200,8 +200,8 @@ def sweep(
 ) -> None:
     """Train once per (beta, learning rate) and print the held-out results table."""
     try:
-        from align.config import load_config
-        from align.sweep import run_sweep
+        from prefdata.align.config import load_config
+        from prefdata.align.sweep import run_sweep
 
         config = load_config(config_file, {"output": output, "max_steps": max_steps, "model": model})
         grid_b = [float(x) for x in betas.split(",") if x.strip()]

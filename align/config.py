@@ -61,8 +61,8 @@ class TrainConfig(BaseModel):
     trl: dict[str, Any] = Field(default_factory=dict, description="Extra TRL config fields, passed as they are.")
 
     def resolved(self) -> "TrainConfig":
-        from align.methods import method_defaults
-        from align.profiles import profile_defaults
+        from prefdata.align.methods import method_defaults
+        from prefdata.align.profiles import profile_defaults
 
         filled = {k: v for k, v in {**profile_defaults(self.profile), **method_defaults(self.method, self.profile)}
                   .items() if getattr(self, k) is None}

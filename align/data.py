@@ -53,7 +53,7 @@ def _hub_stamp(data: str, frame: pl.DataFrame) -> tuple[str, str, dict | None]:
 
 
 def check_data_stamp(data: str, frame: pl.DataFrame, skip: bool) -> tuple[str, str, dict | None]:
-    from validators.stamp import check_stamp
+    from prefdata.validators.stamp import check_stamp
 
     if Path(data).exists():
         status = check_stamp(data, frame)
@@ -73,7 +73,7 @@ def _split_column(data: str, result: Any, split: str | None = None) -> pl.DataFr
     frame = result.frame
     if not Path(data).exists():
         return frame
-    from validators.api import input_fields, raw_column
+    from prefdata.validators.api import input_fields, raw_column
 
     if SPLIT in input_fields(data, split=split):
         frame = frame.with_columns(raw_column(data, SPLIT, result.dropped, split=split).alias(SPLIT))

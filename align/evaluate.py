@@ -61,7 +61,7 @@ def load_models(checkpoint: str | Path, reference: str | None = None) -> tuple[A
     import torch
     from transformers import AutoModelForCausalLM
 
-    from align.tokenizer import prepare_tokenizer
+    from prefdata.align.tokenizer import prepare_tokenizer
 
     checkpoint = Path(checkpoint)
     if (checkpoint / "model").is_dir():
@@ -212,14 +212,14 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
                         cache_path: str | Path | None = None) -> dict[str, Any]:
     """`align eval`: the held-out split of `data` (the same split rule as training). Win-rate answers
     and verdicts are cached in prefdata's request cache, or `cache_path` (`no_cache`: not used)."""
-    from align.config import TrainConfig
-    from align.data import load_run_data
+    from prefdata.align.config import TrainConfig
+    from prefdata.align.data import load_run_data
 
     policy, ref, tok, run = load_models(checkpoint, reference)
     fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
     cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
                       method="dpo", skip_validation=skip_validation, **fields)
-    from align.train import drop_long_prompts
+    from prefdata.align.train import drop_long_prompts
 
     max_length = max_length or run.get("max_length") or 1024
     run_data, _ = drop_long_prompts(load_run_data(cfg), tok, max_length)  # as the run did

@@ -25,7 +25,7 @@ REQUIRED_BY_TYPE = {"DEEPSPEED": ("deepspeed_config", {"zero_stage"}),
 def config_path(name: str) -> Path:
     if name not in CONFIGS:
         raise PrefdataError(f"--launch {name}: unknown (known: {', '.join(CONFIGS)})")
-    return Path(str(resources.files("align") / "launch_configs" / CONFIGS[name]))
+    return Path(str(resources.files("prefdata.align") / "launch_configs" / CONFIGS[name]))
 
 
 def load_launch_config(name: str) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def command(config: Any, config_file: Path, processes: int) -> list[str]:
     """`accelerate launch --config_file ... -m align.cli train RUN_CONFIG` (without --launch: one run per process)."""
     load_launch_config(config.launch)
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_path(config.launch)),
-            "--num_processes", str(processes), "-m", "align.cli", "train", str(config_file)]
+            "--num_processes", str(processes), "-m", "prefdata.align.cli", "train", str(config_file)]
 
 
 def launch(config: Any, gpus: int, dry_run: bool = False) -> list[str]:

@@ -19,7 +19,7 @@ def run_name(beta: float, lr: float | None) -> str:
 
 def run_sweep(config: Any, betas: list[float], lrs: list[float | None]) -> str:
     """Train every combination under `config.output/<run>`; write `sweep.csv` and return a Markdown table."""
-    from align.train import train
+    from prefdata.align.train import train
 
     base = Path(config.output)
     rows = []

@@ -16,7 +16,7 @@ PREFLIGHT_ROWS = 2000  # rendering is per row (the tokenizer's Jinja API); a sam
 
 def prepare_tokenizer(model: str, chat_template: str | None = None) -> tuple[Any, list[str]]:
     """Load the tokenizer; set pad = EOS when missing; refuse a model without a chat template."""
-    from validators.preflight import load_tokenizer
+    from prefdata.validators.preflight import load_tokenizer
 
     tok = load_tokenizer(model)
     notes = []
@@ -40,9 +40,9 @@ def prepare_tokenizer(model: str, chat_template: str | None = None) -> tuple[Any
 def truncation(frame: pl.DataFrame, kind: str, tok: Any, max_length: int, max_share: float = 0.05,
                seed: int = 0) -> dict[str, Any]:
     """The pre-flight's token-length figures (validators) on a sample: how many rows max_length would cut."""
-    from validators.inputs import Inputs
-    from validators.preflight import preflight
-    from validators.thresholds import Thresholds
+    from prefdata.validators.inputs import Inputs
+    from prefdata.validators.preflight import preflight
+    from prefdata.validators.thresholds import Thresholds
 
     sample = frame.sample(min(frame.height, PREFLIGHT_ROWS), seed=seed) if frame.height else frame
     if sample.height == 0:

@@ -1,8 +1,8 @@
 """`align train`: pick the TRL trainer and settings, guard against the known mistakes, watch the run,
 and tie the model to the data it was trained on.
 
-    from align.config import TrainConfig
-    from align.train import train
+    from prefdata.align.config import TrainConfig
+    from prefdata.align.train import train
     summary = train(TrainConfig(method="dpo", profile="cpu", model=..., data=..., output=..., max_steps=20))
 """
 
@@ -30,8 +30,8 @@ def _eval_steps(config: Any, train_rows: int) -> int:
 
 def trl_config(config: Any, hardware: dict[str, Any], output: Path, eval_rows: int, train_rows: int) -> Any:
     """The method's TRL config: profile settings, method knobs, run bookkeeping; `config.trl` last."""
-    from align.methods import METHODS, load, method_args
-    from align.profiles import model_kwargs, quantization, training_args
+    from prefdata.align.methods import METHODS, load, method_args
+    from prefdata.align.profiles import model_kwargs, quantization, training_args
 
     method = METHODS[config.method]
     kwargs: dict[str, Any] = {
@@ -68,8 +68,8 @@ def trl_config(config: Any, hardware: dict[str, Any], output: Path, eval_rows: i
 
 def build_trainer(config: Any, hardware: dict[str, Any], output: Path, train_ds: Any, eval_ds: Any, tok: Any,
                   callbacks: list[Any]) -> Any:
-    from align.methods import METHODS, load
-    from align.profiles import lora_config, quantization
+    from prefdata.align.methods import METHODS, load
+    from prefdata.align.profiles import lora_config, quantization
 
     method = METHODS[config.method]
     args = trl_config(config, hardware, output, len(eval_ds) if eval_ds is not None else 0, len(train_ds))
@@ -96,12 +96,12 @@ def save_model(trainer: Any, config: Any, tok: Any, target: Path) -> str:
 
 def train(config: Any) -> dict[str, Any]:
     """Run one training job; returns the run summary (also written as `summary.json`)."""
-    from align import card, metrics
-    from align.data import kto_balance, load_run_data, to_dataset
-    from align.hardware import detect
-    from align.profiles import check_profile
-    from align.redflags import RedFlags, callback
-    from align.tokenizer import prepare_tokenizer, truncation
+    from prefdata.align import card, metrics
+    from prefdata.align.data import kto_balance, load_run_data, to_dataset
+    from prefdata.align.hardware import detect
+    from prefdata.align.profiles import check_profile
+    from prefdata.align.redflags import RedFlags, callback
+    from prefdata.align.tokenizer import prepare_tokenizer, truncation
 
     config = config.resolved()
     hardware = detect()
@@ -159,7 +159,7 @@ def train(config: Any) -> dict[str, Any]:
 
 def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
     """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
-    from align.tokenizer import prompt_fits
+    from prefdata.align.tokenizer import prompt_fits
 
     import polars as pl
 
@@ -195,9 +195,9 @@ def final_eval(model: Any, config: Any, tok: Any, held_out: Any) -> dict[str, fl
     """Reward accuracy and margins of the trained policy against the base model on the held-out pairs."""
     from transformers import AutoModelForCausalLM
 
-    from align.evaluate import reward_eval
-    from align.profiles import model_kwargs
-    from align.hardware import detect
+    from prefdata.align.evaluate import reward_eval
+    from prefdata.align.profiles import model_kwargs
+    from prefdata.align.hardware import detect
 
     reference = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs(
         "cpu" if config.profile == "cpu" else config.profile, detect()))
@@ -210,7 +210,7 @@ def held_out_history(path: Path) -> list[dict[str, Any]]:
     """Held-out reward accuracy and margin at each evaluation of the run (the trainer's own eval)."""
     import polars as pl
 
-    from align.metrics import read
+    from prefdata.align.metrics import read
 
     frame = read(path)
     keys = [k for k in ("eval_rewards/accuracies", "eval_rewards/margins", "eval_loss") if k in frame.columns]
@@ -223,8 +223,8 @@ def held_out_history(path: Path) -> list[dict[str, Any]]:
 
 def refuse_if_unrunnable(config: Any) -> None:
     """The checks that need no model: profile vs hardware. For `--dry-run` and tests."""
-    from align.hardware import detect
-    from align.profiles import check_profile
+    from prefdata.align.hardware import detect
+    from prefdata.align.profiles import check_profile
 
     check_profile(config.profile, detect(), config.launch)
 

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prefdata.io import read_dataset  # noqa: E402
-from validators import rows  # noqa: E402
-from validators.api import validate_frame  # noqa: E402
-from validators.inputs import Inputs  # noqa: E402
+from prefdata.validators import rows  # noqa: E402
+from prefdata.validators.api import validate_frame  # noqa: E402
+from prefdata.validators.inputs import Inputs  # noqa: E402
 
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base_test.jsonl.gz"
 DPO = ROOT.parent / "shared" / "data" / "llamafactory" / "dpo_en_demo.json"

@@ -193,7 +193,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
 
 def _validate(out: Path, spec: Spec):
     """The validate stage: the catalogue over the written data, and the stamp beside it."""
-    from validators.api import validate
+    from prefdata.validators.api import validate
 
     return validate(out, spec=spec.model_dump(mode="json"), stamp=True)
 

@@ -153,7 +153,7 @@ def build(
         raise typer.Exit(1)
 
 
-from validators.cli import validate as _validate  # noqa: E402 (imports only typer: --help stays fast)
+from prefdata.validators.cli import validate as _validate  # noqa: E402 (imports only typer: --help stays fast)
 
 app.command("validate")(_validate)
 

@@ -16,7 +16,7 @@ from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, ValidationError,
 
 from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
-from validators.thresholds import Thresholds
+from prefdata.validators.thresholds import Thresholds
 
 
 class Strict(BaseModel):

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from align.cli import app
-from align.config import TrainConfig, load_config
+from prefdata.align.cli import app
+from prefdata.align.config import TrainConfig, load_config
 from prefdata.errors import PrefdataError
 from tests.align_fixtures import stamped_kto, stamped_pairs, tiny_model  # noqa: F401  (fixtures)
 
@@ -68,7 +68,7 @@ def test_yaml_config_and_flags(tmp_path):
     ("simpo", "CPOConfig", {"loss_type": "simpo", "simpo_gamma": 1.0, "cpo_alpha": 0.0, "beta": 2.0}),
 ])
 def test_trl_config_per_method(tmp_path, method, trainer_config, expect):
-    from align.train import trl_config
+    from prefdata.align.train import trl_config
 
     config = base(method=method, profile="cpu", max_steps=2).resolved()
     args = trl_config(config, NO_GPU, tmp_path, eval_rows=4, train_rows=20)
@@ -81,7 +81,7 @@ def test_trl_config_per_method(tmp_path, method, trainer_config, expect):
 
 
 def test_gpu_profiles_settings(tmp_path):
-    from align.profiles import lora_config, quantization, training_args
+    from prefdata.align.profiles import lora_config, quantization, training_args
 
     full = training_args("full", ONE_GPU)
     assert full["bf16"] is True and full["gradient_checkpointing"] is True
@@ -99,7 +99,7 @@ def test_gpu_profiles_settings(tmp_path):
 
 @pytest.mark.skipif(has_cuda(), reason="this machine has a GPU: qlora is allowed")
 def test_qlora_refused_without_gpu(stamped_pairs, tmp_path):  # noqa: F811
-    done = subprocess.run([sys.executable, "-m", "align.cli", "train", "--method", "dpo", "--profile", "qlora",
+    done = subprocess.run([sys.executable, "-m", "prefdata.align.cli", "train", "--method", "dpo", "--profile", "qlora",
                            "--model", "m", "--data", str(stamped_pairs), "--output", str(tmp_path / "run")],
                           capture_output=True, text=True)
     assert done.returncode == 2
@@ -109,7 +109,7 @@ def test_qlora_refused_without_gpu(stamped_pairs, tmp_path):  # noqa: F811
 
 
 def test_profile_checks():
-    from align.profiles import check_profile
+    from prefdata.align.profiles import check_profile
 
     with pytest.raises(PrefdataError, match="qlora needs a CUDA GPU"):
         check_profile("qlora", NO_GPU)
@@ -121,7 +121,7 @@ def test_profile_checks():
 
 @pytest.mark.parametrize("name, kind", [("zero2", "DEEPSPEED"), ("zero3", "DEEPSPEED"), ("fsdp", "FSDP")])
 def test_launch_configs_ship_and_parse(name, kind):
-    from align.launch import config_path, load_launch_config
+    from prefdata.align.launch import config_path, load_launch_config
 
     data = load_launch_config(name)
     assert data["distributed_type"] == kind
@@ -137,7 +137,7 @@ def test_launch_configs_ship_and_parse(name, kind):
 
 
 def test_launch_config_missing_key_is_reported(tmp_path, monkeypatch):
-    from align import launch
+    from prefdata.align import launch
 
     broken = tmp_path / "launch_configs"
     broken.mkdir()
@@ -153,7 +153,7 @@ def test_launch_dry_run_prints_accelerate_command(tmp_path):
                                       "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "accelerate.commands.launch --config_file" in result.output and "zero3.yaml" in result.output
-    assert "--num_processes 4 -m align.cli train" in result.output
+    assert "--num_processes 4 -m prefdata.align.cli train" in result.output
     written = yaml.safe_load((tmp_path / "run" / "launch_config.yaml").read_text())
     assert written["method"] == "dpo" and "launch" not in written
 
@@ -233,7 +233,7 @@ def test_unpaired_data_refused_for_pair_methods(stamped_kto, tmp_path):  # noqa:
 
 
 def test_held_out_split_is_by_prompt(stamped_pairs):  # noqa: F811
-    from align.data import hold_out
+    from prefdata.align.data import hold_out
     from prefdata.io import read_dataset
 
     frame = read_dataset(stamped_pairs).frame
@@ -248,7 +248,7 @@ def test_held_out_split_is_by_prompt(stamped_pairs):  # noqa: F811
 
 
 def test_kto_on_pairs_unpairs_and_shuffles(stamped_pairs):  # noqa: F811
-    from align.data import kto_balance, to_dataset
+    from prefdata.align.data import kto_balance, to_dataset
     from prefdata.io import read_dataset
 
     frame = read_dataset(stamped_pairs).frame
@@ -263,7 +263,7 @@ def test_kto_on_pairs_unpairs_and_shuffles(stamped_pairs):  # noqa: F811
 def test_pad_token_and_chat_template(tiny_model, tmp_path):  # noqa: F811
     from transformers import AutoTokenizer
 
-    from align.tokenizer import prepare_tokenizer
+    from prefdata.align.tokenizer import prepare_tokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     template = tok.chat_template
@@ -282,7 +282,7 @@ def test_pad_token_and_chat_template(tiny_model, tmp_path):  # noqa: F811
 
 
 def test_truncation_figures_warn(stamped_pairs, tiny_model):  # noqa: F811
-    from align.tokenizer import prepare_tokenizer, truncation
+    from prefdata.align.tokenizer import prepare_tokenizer, truncation
     from prefdata.io import read_dataset
 
     frame = read_dataset(stamped_pairs).frame
@@ -300,7 +300,7 @@ def _run(flags, logs, max_steps):
 
 
 def test_red_flags_on_planted_runs():
-    from align.redflags import RedFlags
+    from prefdata.align.redflags import RedFlags
 
     healthy = [{"rewards/accuracies": 0.5 + i / 50, "rewards/chosen": 0.01 * i, "rewards/margins": 0.02 * i,
                 "logps/rejected": -100 - i} for i in range(20)]
@@ -323,7 +323,7 @@ def test_red_flags_on_planted_runs():
 def test_red_flag_callback_stops_early():
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    from align.redflags import RedFlags, callback
+    from prefdata.align.redflags import RedFlags, callback
 
     state = TrainerState()
     state.max_steps, state.global_step = 100, 1

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from align.config import TrainConfig, load_config
-from align.train import train
+from prefdata.align.config import TrainConfig, load_config
+from prefdata.align.train import train
 from tests.align_fixtures import stamped_pairs  # noqa: F401  (fixture)
 from tests.conftest import DPO_DEMO, ROOT, run_cli
 

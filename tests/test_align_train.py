@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from align.cli import app
+from prefdata.align.cli import app
 from tests.align_fixtures import stamped_kto, stamped_pairs, tiny_model  # noqa: F401  (fixtures)
 
 TINY = ["--profile", "cpu", "--max-steps", "2", "--max-length", "128", "--batch-size", "2"]

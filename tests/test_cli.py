@@ -19,7 +19,7 @@ print(result.output)
 
 
 @pytest.mark.parametrize("module, words", [("prefdata.cli", ["convert", "stats", "build", "models"]),
-                                           ("align.cli", ["hardware"])])
+                                           ("prefdata.align.cli", ["hardware"])])
 def test_help_imports_nothing_heavy(module, words):
     done = subprocess.run([sys.executable, "-c", PROBE.format(module=module, heavy=HEAVY)],
                           capture_output=True, text=True, check=True)
@@ -31,7 +31,7 @@ def test_help_imports_nothing_heavy(module, words):
 def test_align_hardware_reports_json():
     import json
 
-    done = subprocess.run([sys.executable, "-c", "from align.cli import main; main()", "hardware", "--json"],
+    done = subprocess.run([sys.executable, "-c", "from prefdata.align.cli import main; main()", "hardware", "--json"],
                           capture_output=True, text=True, check=True)
     found = json.loads(done.stdout)
     assert set(found) >= {"torch", "cuda", "gpus", "cpu_cores"} and found["cpu_cores"] >= 1

@@ -162,8 +162,8 @@ def test_push_cli_reports_a_failed_upload_in_one_line(dataset_dir, hub):
 
 
 def test_the_stamp_still_holds_for_the_uploaded_copy(dataset_dir, tmp_path):
-    from validators.api import validate
-    from validators.stamp import check_stamp
+    from prefdata.validators.api import validate
+    from prefdata.validators.stamp import check_stamp
 
     folder, _ = dataset_dir
     (folder / "validation.json").unlink()

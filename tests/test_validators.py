@@ -12,11 +12,11 @@ from prefdata.curate.dedupe import exact as exact_dedupe
 from prefdata.curate.length_bias import length_bias_report
 from prefdata.io import read_dataset
 from prefdata.stats import compute
-from validators import rows
-from validators.api import make_thresholds, spec_thresholds, validate_frame
-from validators.catalogue import NAMES
-from validators.inputs import Inputs
-from validators.thresholds import Thresholds
+from prefdata.validators import rows
+from prefdata.validators.api import make_thresholds, spec_thresholds, validate_frame
+from prefdata.validators.catalogue import NAMES
+from prefdata.validators.inputs import Inputs
+from prefdata.validators.thresholds import Thresholds
 from validators_planted import pair_records, to_frame, unpaired_records
 
 

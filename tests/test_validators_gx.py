@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DPO_DEMO
-from validators.api import validate
-from validators.stamp import check_stamp, docs_path
+from prefdata.validators.api import validate
+from prefdata.validators.stamp import check_stamp, docs_path
 from validators_planted import pair_records, to_frame
 
 pytestmark = pytest.mark.slow  # importing great_expectations alone takes about 5 s

@@ -11,8 +11,8 @@ import pytest
 from conftest import KTO_DEMO, run_cli
 from prefdata.fingerprint import fingerprint
 from prefdata.io import read_dataset, write_table
-from validators.api import validate
-from validators.stamp import check_stamp, stamp_path
+from prefdata.validators.api import validate
+from prefdata.validators.stamp import check_stamp, stamp_path
 from validators_planted import pair_records, to_frame
 
 LOOSE = {"min_pairs": 100, "max_encoding_problem_share": 0.01}

@@ -13,11 +13,11 @@ __all__ = ["validate", "validate_frame", "check_stamp"]
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import validators` (e.g. from the CLI's help) does not import Polars.
     if name in ("validate", "validate_frame"):
-        from validators import api
+        from prefdata.validators import api
 
         return getattr(api, name)
     if name == "check_stamp":
-        from validators.stamp import check_stamp
+        from prefdata.validators.stamp import check_stamp
 
         return check_stamp
     raise AttributeError(name)

@@ -2,7 +2,7 @@
 
 Usable from a notebook as from the CLI:
 
-    from validators import validate
+    from prefdata.validators import validate
     report = validate("out/quickstart", tokenizer="/path/to/sft-model")
     report.passed, report.check("length_bias").value
 """
@@ -20,11 +20,11 @@ from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.io import read_dataset
 from prefdata.io.sources import iter_raw
-from validators.catalogue import run_checks
-from validators.inputs import Inputs
-from validators.result import Report
-from validators.stamp import DOCS, PREFDATA_DATA, docs_path, write_stamp
-from validators.thresholds import Thresholds
+from prefdata.validators.catalogue import run_checks
+from prefdata.validators.inputs import Inputs
+from prefdata.validators.result import Report
+from prefdata.validators.stamp import DOCS, PREFDATA_DATA, docs_path, write_stamp
+from prefdata.validators.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
 SPLIT = "split"  # a column written by curation's split step: rows of every split, checked for leakage
@@ -115,14 +115,14 @@ def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | N
     checks = run_checks(inputs, only=only)
     unusable = any(c.name == "schema" and "columns" in c.figures for c in checks)  # nothing to render
     if tokenizer is not None and not unusable:
-        from validators.preflight import preflight
+        from prefdata.validators.preflight import preflight
 
         checks += preflight(inputs, tokenizer)
     settings = {"thresholds": thresholds.model_dump(), "tokenizer": None if tokenizer is None else str(tokenizer),
                 "category": category, "test": test is not None}
     report = Report(data, kind, frame.height, content_fingerprint or fingerprint(frame), checks, settings)
     if gx_docs is not None:
-        from validators.gx_suite import run_suite
+        from prefdata.validators.gx_suite import run_suite
 
         report.gx = run_suite(inputs, report, Path(gx_docs))
     return report

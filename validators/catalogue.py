@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from validators.checks import content, diversity, duplicates, judging, leakage, preference
-from validators.inputs import Inputs
-from validators.result import CheckResult, Severity, skipped
+from prefdata.validators.checks import content, diversity, duplicates, judging, leakage, preference
+from prefdata.validators.inputs import Inputs
+from prefdata.validators.result import CheckResult, Severity, skipped
 
 ALL = ("pairwise", "unpaired", "prompts")
 ANSWERED = ("pairwise", "unpaired")

@@ -35,10 +35,10 @@ def validate(
 ) -> None:
     """Check a dataset before training: exit 0 when no error-level check fails, 1 when one does, 2 on bad input."""
     from prefdata.errors import PrefdataError
-    from validators.api import validate as run
-    from validators.report import as_json as to_json
-    from validators.report import print_report
-    from validators.thresholds import parse_setting
+    from prefdata.validators.api import validate as run
+    from prefdata.validators.report import as_json as to_json
+    from prefdata.validators.report import print_report
+    from prefdata.validators.thresholds import parse_setting
 
     try:
         overrides = dict(parse_setting(s) for s in settings)

@@ -14,10 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from validators import rows
-from validators.catalogue import CATALOGUE
-from validators.inputs import Inputs, joined_text
-from validators.result import Report
+from prefdata.validators import rows
+from prefdata.validators.catalogue import CATALOGUE
+from prefdata.validators.inputs import Inputs, joined_text
+from prefdata.validators.result import Report
 
 SUITE = "prefdata-validate"
 SITE = "prefdata"

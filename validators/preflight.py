@@ -15,8 +15,8 @@ from typing import Any
 import polars as pl
 
 from prefdata.errors import PrefdataError
-from validators.inputs import Inputs, preview
-from validators.result import CheckResult, skipped
+from prefdata.validators.inputs import Inputs, preview
+from prefdata.validators.result import CheckResult, skipped
 
 COMPLETIONS = {"pairwise": ("chosen", "rejected"), "unpaired": ("completion",)}
 NAMES = ("chat_template", "special_tokens", "prompt_prefix", "token_lengths", "truncation")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from validators.result import CheckResult, Report
+from prefdata.validators.result import CheckResult, Report
 
 
 def as_json(report: Report) -> str:

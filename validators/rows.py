@@ -12,7 +12,7 @@ import functools
 import polars as pl
 
 from prefdata.curate.dedupe import _key as dedupe_key
-from validators.inputs import Inputs, contents, joined_text
+from prefdata.validators.inputs import Inputs, contents, joined_text
 
 CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 and C1 controls other than tab, newline, return
 REPLACEMENT = "\ufffd"

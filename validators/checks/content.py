@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from prefdata.io.reader import TABLES
-from validators import rows
-from validators.inputs import Inputs, dropped_examples, example_rows, flags
-from validators.result import CheckResult
+from prefdata.validators import rows
+from prefdata.validators.inputs import Inputs, dropped_examples, example_rows, flags
+from prefdata.validators.result import CheckResult
 
 EMPTY = "empty_text"  # the reader's drop reason for empty text; every other drop reason is a schema problem
 TYPED = ("prompt", "chosen", "rejected", "completion", "label")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators import rows
-from validators.inputs import Inputs, joined_text, preview
-from validators.result import CheckResult, skipped
+from prefdata.validators import rows
+from prefdata.validators.inputs import Inputs, joined_text, preview
+from prefdata.validators.result import CheckResult, skipped
 
 
 def _prompts(inp: Inputs) -> pl.DataFrame:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators import rows
-from validators.inputs import Inputs, example_rows, flags
-from validators.result import CheckResult
+from prefdata.validators import rows
+from prefdata.validators.inputs import Inputs, example_rows, flags
+from prefdata.validators.result import CheckResult
 
 
 def exact_duplicates(inp: Inputs) -> CheckResult:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators.inputs import Inputs
-from validators.result import CheckResult
+from prefdata.validators.inputs import Inputs
+from prefdata.validators.result import CheckResult
 
 COMPARISON = ("prompt_id", "judge", "a_id", "b_id")
 

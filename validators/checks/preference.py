@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from validators.inputs import Inputs, example_rows
-from validators.result import CheckResult, skipped
+from prefdata.validators.inputs import Inputs, example_rows
+from prefdata.validators.result import CheckResult, skipped
 
 
 def size(inp: Inputs) -> CheckResult:
