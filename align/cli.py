@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from prefdata.cli_run import run, version_callback
 from prefdata.errors import PrefdataError
 
 app = typer.Typer(help="Train DPO / KTO / ORPO / SimPO / IPO on validated prefdata datasets (TRL).",
@@ -29,7 +30,8 @@ def _logging() -> None:
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback("align"),
+                                       help="Print the version and exit.")) -> None:
     """align: training on prefdata datasets."""
 
 
@@ -219,11 +221,7 @@ def sweep(
 
 
 def main() -> None:
-    try:
-        app()
-    except PrefdataError as exc:  # anything a command did not catch itself
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    run(app, "align")
 
 
 if __name__ == "__main__":

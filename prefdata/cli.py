@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from prefdata.cli_run import run, version_callback
+
 app = typer.Typer(
     help="Build, curate and validate LLM preference datasets.",
     no_args_is_help=True,
@@ -44,7 +46,11 @@ def _err(message: str) -> None:
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback("prefdata"),
+                                 help="Print the version and exit."),
+) -> None:
     _state["debug"] = debug
 
 
@@ -253,23 +259,4 @@ def spec_schema() -> None:
 
 
 def main() -> None:
-    import click
-
-    try:
-        code = app(standalone_mode=False)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        _err("aborted")
-        sys.exit(1)
-    except Exception as exc:
-        from prefdata.errors import PrefdataError
-
-        if not isinstance(exc, (PrefdataError, OSError)) or _state["debug"]:
-            raise
-        hint = " (--on-error skip sets bad records aside)" if getattr(exc, "line", None) or getattr(
-            exc, "row", None) else ""
-        _err(f"error: {' '.join(str(exc).split())}{hint}")  # one line, whatever the cause said
-        sys.exit(getattr(exc, "exit_code", 2))
-    sys.exit(code or 0)
+    run(app, "prefdata", debug=lambda: _state["debug"])
