@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from prefdata import strict_json
 from prefdata.cli_run import run, version_callback
 from prefdata.errors import PrefdataError
 
@@ -42,7 +42,7 @@ def hardware(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 
     found = detect()
     if as_json:
-        typer.echo(json.dumps(found, indent=2))
+        typer.echo(strict_json.dumps(found))
         return
     gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in found["gpus"]) or "none"
     typer.echo(f"torch {found['torch'] or 'not installed'}; GPUs: {gpus}; CPU cores: {found['cpu_cores']}")
@@ -180,7 +180,7 @@ def eval_(
     except PrefdataError as exc:
         _fail(exc)
     if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
+        typer.echo(strict_json.dumps(result))
         return
     reward = result.get("reward") or {}
     typer.echo(f"{result['held_out_rows']} held-out rows: reward accuracy "

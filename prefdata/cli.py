@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from prefdata import strict_json
 from prefdata.cli_run import run, version_callback
 
 app = typer.Typer(
@@ -97,7 +98,7 @@ def stats(
 
     figures = dataset_stats(read_dataset(data, format=format, on_error=on_error.value, split=split))
     if as_json:
-        typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        typer.echo(strict_json.dumps(figures))
         return
     from rich.console import Console
     from rich.table import Table
@@ -166,7 +167,7 @@ app.command("validate")(_validate)
 
 def _print_estimate(found: dict, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(found, indent=2))
+        typer.echo(strict_json.dumps(found))
         return
     from rich.console import Console
     from rich.table import Table
@@ -205,7 +206,7 @@ def cache_stats(
     finally:
         cache.close()
     if as_json:
-        typer.echo(json.dumps(found, indent=2))
+        typer.echo(strict_json.dumps(found))
         return
     typer.echo(f"{found['path']}: {found['responses']} answers, {found['bytes'] / 1e6:.1f} MB")
     for m in found["models"]:
@@ -255,7 +256,7 @@ def spec_schema() -> None:
     """Print the JSON Schema of spec.yaml (for editor completion and checking)."""
     from prefdata.spec import json_schema
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    typer.echo(strict_json.dumps(json_schema()))
 
 
 def main() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from prefdata import strict_json
 from prefdata.validators.result import CheckResult, Report
 
 
 def as_json(report: Report) -> str:
-    return json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str)
+    return strict_json.dumps(report.as_dict())
 
 
 def _value(value: Any) -> str:

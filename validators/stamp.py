@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from prefdata import strict_json
+
 STAMP = "validation.json"
 DOCS = "validation_docs"
 PREFDATA_DATA = "data.parquet"  # a prefdata dataset folder's training table
@@ -96,7 +98,7 @@ def write_stamp(data: str | Path, report: Any, *, fmt: str | None = None) -> Pat
     if getattr(report, "gx", None):
         body["gx"] = {k: report.gx[k] for k in ("success", "all_met", "expectations", "failed", "index")}
     path = stamp_path(data)
-    path.write_text(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    path.write_text(strict_json.dumps(body) + "\n", encoding="utf-8")
     return path
 
 

@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from prefdata import strict_json
+
 FORMAT = typer.Option(None, "--format", "-f", help="Input format (detected when omitted).")
 AS_JSON = typer.Option(False, "--json", help="Print a JSON summary: rows_in, rows_out, dropped by reason.")
 ON_ERROR = typer.Option("raise", "--on-error", help="raise: stop at the first bad record (exit 2). skip: set it "
@@ -127,7 +129,7 @@ def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_j
     figures = summary(result, kept, dropped, output=str(output), dropped_file=str(where) if where else None,
                       **extra)
     if as_json:
-        typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        typer.echo(strict_json.dumps(figures))
         return
     reasons = ", ".join(f"{n} {reason}" for reason, n in figures["dropped"].items()) or "none"
     typer.echo(f"{figures['rows_in']} rows in: {figures['rows_out']} written to {output}, "
@@ -230,7 +232,7 @@ def length_bias(
         figures = {**summary(result, kept, dropped, output=str(balance), dropped_file=str(where) if where else None),
                    "length_bias": report, "balanced": after}
     if as_json:
-        typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        typer.echo(strict_json.dumps(figures))
         return
     _print_bias(data, figures)
 
@@ -284,7 +286,7 @@ def split(
     kept = result.frame
     figures = {**summary(result, kept, result.dropped, dropped_file=str(where) if where else None), "splits": files}
     if as_json:
-        typer.echo(json.dumps(figures, indent=2, ensure_ascii=False))
+        typer.echo(strict_json.dumps(figures))
         return
     typer.echo(", ".join(f"{n}: {f['rows']} rows ({f['prompts']} prompts) in {f['path']}" for n, f in files.items())
                + (f"; {result.dropped.height} set aside in {where}" if where else ""), err=True)
