@@ -6,10 +6,11 @@ Every module imports column names and dtypes from here, so that one name means o
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -21,6 +22,17 @@ def check_text(value: str) -> str:
     if not value.strip():
         raise ValueError("is empty")
     return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON true is not a score; Pydantic would read it as 1.0
+        raise PydanticCustomError("bool_type", "a score must be a number, not a boolean")
+    return value
+
+
+# A score or an agreement: a finite number. NaN, ±inf and the strings "NaN"/"inf" are bad input: NaN passes
+# every `margin < x` filter and poisons every mean. Numeric text ("4.5", from CSV files) is read.
+Score = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_bool)]
 
 
 class Message(BaseModel):
@@ -41,10 +53,10 @@ class PreferencePair(BaseModel):
     prompt: Conversation = Field(min_length=1)
     chosen: Conversation = Field(min_length=1)
     rejected: Conversation = Field(min_length=1)
-    chosen_score: float | None = None
-    rejected_score: float | None = None
+    chosen_score: Score | None = None
+    rejected_score: Score | None = None
     pair_id: str | None = None
-    agreement: float | None = None
+    agreement: Score | None = None
     judges: list[str] = Field(default_factory=list)
     source: str | None = None
 

@@ -102,3 +102,68 @@ def test_missing_file(tmp_path):
 def test_wrong_forced_format_is_an_error_per_record(tmp_path):
     done = run_cli("stats", DPO_DEMO, "--format", "trl-unpaired")
     assert done.returncode == 2 and "row 1" in done.stderr
+
+
+# ---- numbers: a score is a finite number (issue 12 §7) ------------------------------------------------------
+
+SCORED = [{**r, "score_chosen": 8.0, "score_rejected": 3.5} for r in BASE]  # ultrafeedback-binarized
+
+
+@pytest.mark.parametrize("literal, reason", [
+    (b"NaN", "non_finite_number"), (b"Infinity", "non_finite_number"), (b"-Infinity", "non_finite_number"),
+    (b"1e400", "non_finite_number"), (b'"NaN"', "non_finite_number"), (b'"inf"', "non_finite_number"),
+    (b"true", "wrong_type"),
+])
+def test_a_non_finite_or_boolean_score_is_bad_input(tmp_path, literal, reason):
+    lines = [json.dumps(r).encode() for r in SCORED]
+    lines[2] = lines[2].replace(b'"score_chosen": 8.0', b'"score_chosen": ' + literal)
+    path = tmp_path / "scored.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    done = run_cli("convert", path, tmp_path / "out.jsonl")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"{path}:3: field 'score_chosen'" in done.stderr
+    done = run_cli("convert", path, tmp_path / "out.jsonl", "--on-error", "skip")
+    assert done.returncode == 0, done.stderr
+    rejects = pl.read_ndjson(tmp_path / "out.rejects.jsonl")
+    assert pl.read_ndjson(tmp_path / "out.jsonl").height == len(SCORED) - 1
+    assert rejects["row_id"].to_list() == ["3"] and rejects["reason"].to_list() == [reason]
+
+
+def test_a_non_finite_ultrafeedback_rating_names_its_completion(tmp_path):
+    demo = json_rows(DPO_DEMO)[0]
+    row = {"instruction": demo["conversations"][0]["value"], "completions": [
+        {"response": demo["chosen"]["value"], "overall_score": 9},
+        {"response": demo["rejected"]["value"], "overall_score": 2},
+    ]}
+    path = tmp_path / "uf.jsonl"
+    path.write_text(json.dumps(row) + "\n" + json.dumps(row).replace('"overall_score": 2', '"overall_score": NaN')
+                    + "\n")
+    done = run_cli("stats", path)
+    assert done.returncode == 2 and f"{path}:2: field 'completions[1].overall_score'" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["filter", DPO_DEMO, "{tmp}/f.jsonl", "--min-margin", "nan"],
+    ["filter", DPO_DEMO, "{tmp}/f.jsonl", "--max-length-ratio", "inf"],
+    ["validate", DPO_DEMO, "--no-stamp", "--set", "min_margin=nan"],
+])
+def test_a_non_finite_bound_is_refused(tmp_path, argv):
+    done = run_cli(*[str(a).format(tmp=tmp_path) for a in argv])
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "finite" in done.stderr
+
+
+@pytest.mark.parametrize("step", ["dedupe", "near_dedupe"])
+def test_highest_margin_never_keeps_a_nan_margin(step):
+    """Frames built in Python (not read from a file) can still carry NaN; Polars sorts NaN above every number."""
+    from prefdata.curate import run_step
+    from prefdata.curate.config import DedupeConfig, NearDedupeConfig
+    from prefdata.io import read_dataset
+
+    pair = read_dataset(DPO_DEMO).frame.head(1)
+    frame = pl.concat([pair, pair, pair]).with_columns(
+        pl.Series("margin", [float("nan"), 2.0, None]), pl.Series("pair_id", ["nan", "two", "none"]))
+    config = (DedupeConfig(keep="highest_margin") if step == "dedupe"
+              else NearDedupeConfig(keep="highest_margin"))
+    kept = run_step(frame, config).kept
+    assert kept["pair_id"].to_list() == ["two"]

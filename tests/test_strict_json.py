@@ -57,6 +57,14 @@ def test_every_data_command_prints_strict_json(huge_scores, tmp_path, command):
         assert found["rows"] == 12 and (found["mean_margin"] is None or math.isfinite(found["mean_margin"]))
 
 
+def test_filter_min_margin_drops_an_overflowing_margin_as_no_margin(huge_scores, tmp_path):
+    found = strict(run_cli("filter", huge_scores, tmp_path / "f.jsonl", "--min-margin", "1", "--json",
+                           check=True).stdout)
+    # rows 0, 3, 6, 9: an infinite margin, so none; the others: a margin of 2 * row >= 2, kept
+    assert found["dropped"] == {"no_margin": 4} and found["rows_out"] == 8
+    assert found["rows_out"] + sum(found["dropped"].values()) == found["rows_in"] == 12
+
+
 def test_build_dry_run_and_cache_stats_print_strict_json(tmp_path):
     done = run_cli("build", ROOT / "examples" / "api" / "spec.yaml", "--dry-run", "--json",
                    env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})

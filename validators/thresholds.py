@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN threshold would pass every check
 
     min_pairs: int = Field(1000, ge=0, description="Fewer rows than this is a warning (practitioners' minimum).")
     max_exact_duplicate_rate: float = Field(0.0, ge=0, le=1, description="Share of repeated rows allowed.")

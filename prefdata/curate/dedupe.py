@@ -36,7 +36,7 @@ def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
     identical = marked.filter("_same")
     rest = marked.filter(~pl.col("_same"))
     if keep == "highest_margin":
-        rest = rest.sort(pl.col("margin").fill_null(float("-inf")), "_order", descending=[True, False])
+        rest = rest.sort(pl.col("margin").fill_nan(None).fill_null(float("-inf")), "_order", descending=[True, False])
     first = pl.col("_key").is_first_distinct()
     helpers = ["_order", "_key", "_same"]
     kept = rest.filter(first).sort("_order").drop(helpers)

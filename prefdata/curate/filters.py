@@ -1,7 +1,8 @@
 """Row filters: score margin, judge agreement, answer and prompt length, answer length ratio.
 
 Each bound is optional; a row failing several bounds is dropped once, with the first reason in the
-order below (missing margin/agreement counts as failing: the bound is a promise about what is kept).
+order below (a missing or non-finite margin/agreement counts as failing: the bound is a promise about what is
+kept).
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ def _lengths(frame: pl.DataFrame, config: FilterConfig) -> pl.DataFrame:
     return pl.DataFrame({k: text_lengths(texts[k], config.unit, config.tokenizer) for k in wanted})
 
 
+def _missing(column: str) -> pl.Expr:
+    """Null, NaN or ±inf: no usable number (NaN would pass `< bound`, +inf every bound)."""
+    return ~pl.col(column).is_finite().fill_null(False)
+
+
 def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
     """(reason, failing-row expression, detail) for each bound the config sets, in priority order."""
     checks = []
     if config.min_margin is not None:
-        checks.append(("no_margin", pl.col("margin").is_null(), "pair has no score margin"))
+        checks.append(("no_margin", _missing("margin"), "pair has no finite score margin"))
         checks.append(("margin_below_min", pl.col("margin") < config.min_margin, f"margin < {config.min_margin}"))
     if config.min_agreement is not None:
-        checks.append(("no_agreement", pl.col("agreement").is_null(), "pair has no judge agreement"))
+        checks.append(("no_agreement", _missing("agreement"), "pair has no finite judge agreement"))
         checks.append(("agreement_below_min", pl.col("agreement") < config.min_agreement,
                        f"agreement < {config.min_agreement}"))
     shorter, longer = pl.min_horizontal("_c", "_r"), pl.max_horizontal("_c", "_r")

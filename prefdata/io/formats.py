@@ -7,6 +7,7 @@ Canonical records are dicts shaped like `schema.PreferencePair`, `schema.Unpaire
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -162,17 +163,30 @@ def trl_unpaired(rec: Record) -> Record:
 SCORE_KEYS = ("fine-grained_score", "overall_score", "score", "rating")
 
 
-def _completion_score(item: Record) -> float | None:
+def _number(value: Any, where: str) -> float | None:
+    """A rating: a finite number, or None when absent. NaN, ±inf, booleans and text are bad input: NaN
+    would compare false with every other rating and pick an arbitrary pair."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordProblem(f"a rating must be a number, not {type(value).__name__}", field=where,
+                            reason="wrong_type")
+    if not math.isfinite(value):
+        raise RecordProblem(f"a rating must be a finite number, not {value}", field=where,
+                            reason="non_finite_number")
+    return float(value)
+
+
+def _completion_score(item: Record, where: str) -> float | None:
     for key in SCORE_KEYS:
-        value = item.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if item.get(key) is not None:
+            return _number(item[key], f"{where}.{key}")
     ratings = item.get("ratings")
     if isinstance(ratings, dict):
         ratings = list(ratings.values())
-    if isinstance(ratings, list):
-        numbers = [float(r) for r in ratings if isinstance(r, (int, float)) and not isinstance(r, bool)]
-        return sum(numbers) / len(numbers) if numbers else None
+    if isinstance(ratings, list):  # per-aspect ratings; "N/A" and other text are left out, as before
+        numbers = [_number(r, f"{where}.ratings") for r in ratings if isinstance(r, (int, float))]
+        return sum(n / len(numbers) for n in numbers) if numbers else None  # no overflow to inf
     return None
 
 
@@ -188,7 +202,7 @@ def ultrafeedback(rec: Record) -> Record:
         if not isinstance(item, dict):
             raise RecordProblem("expected an object", field=f"completions[{i}]")
         text = item.get("response", item.get("text", item.get("completion")))
-        score = _completion_score(item)
+        score = _completion_score(item, f"completions[{i}]")
         if text is not None and score is not None:
             scored.append((score, i, text))
     if len(scored) < 2:

@@ -43,12 +43,18 @@ def pair_id() -> pl.Expr:
     return hash_expr(key)
 
 
+def _finite(value: pl.Expr) -> pl.Expr:
+    """The value where it is finite, else null: two finite scores can still overflow (1e308 - -1e308)."""
+    return pl.when(value.is_finite()).then(value)
+
+
 def with_ids(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
-    """Fill `prompt_id` (always recomputed), and for pairs `pair_id` (kept if given) and `margin`."""
+    """Fill `prompt_id` (always recomputed), and for pairs `pair_id` (kept if given) and `margin` (null unless
+    finite)."""
     frame = frame.with_columns(prompt_id().alias("prompt_id"))
     if kind == "pairwise":
         frame = frame.with_columns(
             pl.coalesce(pl.col("pair_id"), pair_id()).alias("pair_id"),
-            (pl.col("chosen_score") - pl.col("rejected_score")).alias("margin"),
+            _finite(pl.col("chosen_score") - pl.col("rejected_score")).alias("margin"),
         )
     return frame

@@ -60,6 +60,8 @@ def _reason(error: dict) -> str:
         return "empty_text"
     if "NUL byte" in message:
         return "nul_byte"
+    if error["type"] == "finite_number":
+        return "non_finite_number"
     return "wrong_type" if error["type"].endswith(("_type", "_parsing")) else "invalid_record"
 
 
