@@ -100,13 +100,23 @@ def _walk(value: Any, path: str, depth: int, strings: bool) -> JsonProblem | Non
     return None
 
 
-def check(value: Any, text: str | None = None) -> JsonProblem | None:
-    """The first problem of a parsed record (too deep, a lone surrogate), or None. With the record's `text`,
-    records that cannot have either (few brackets, no surrogate escape) are not walked at all."""
-    strings = text is None or _SURROGATE_ESCAPE.search(text) is not None
-    if text is not None and not strings and text.count("[") + text.count("{") <= MAX_DEPTH:
-        return None
-    return _walk(value, "", 1, strings)
+def has_surrogate_escape(text: str) -> bool:
+    """Whether JSON text spells a surrogate (`\\ud800`...): only then can a parsed string hold a lone one."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def check(value: Any, text: str | None = None, *, strings: bool = True) -> JsonProblem | None:
+    """The first problem of a parsed record (nested too deep, a lone surrogate), or None. Given the record's
+    `text`, a record that can have neither (few brackets, no surrogate escape) is not walked at all; with
+    `strings=False` strings are not searched (the text they came from spells no surrogate)."""
+    if text is not None:
+        strings = has_surrogate_escape(text)
+        if not strings and text.count("[") + text.count("{") <= MAX_DEPTH:
+            return None
+    found = _walk(value, "", 1, strings)
+    if found is not None and found.reason == "too_deep" and found.field:
+        found.field = re.split(r"[.\[]", found.field, maxsplit=1)[0]  # the record's field, not 64 levels of path
+    return found
 
 
 def _finite(value: Any) -> Any:

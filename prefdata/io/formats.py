@@ -27,7 +27,8 @@ PAIR_EXTRAS = ("chosen_score", "rejected_score", "pair_id", "agreement", "judges
 
 def message(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise RecordProblem(f"expected a message object, got {type(value).__name__}", field=where)
+        raise RecordProblem(f"expected a message object, got {type(value).__name__}", field=where,
+                            reason="wrong_type")
     if "role" in value or "content" in value:
         return {"role": value.get("role"), "content": value.get("content")}
     if "from" in value or "value" in value:
@@ -42,7 +43,7 @@ def message(value: Any, where: str) -> dict[str, Any]:
 def messages(value: Any, where: str, role: str) -> list[dict[str, Any]]:
     """Text (one turn of `role`), one message object, or a list of them, as a list of messages."""
     if value is None:
-        raise RecordProblem("missing", field=where)
+        raise RecordProblem("missing", field=where, reason="missing_field")
     if isinstance(value, str):
         if role == "user" and transcript.is_transcript(value):
             return transcript.parse(value, drop_cue=True)
@@ -53,7 +54,8 @@ def messages(value: Any, where: str, role: str) -> list[dict[str, Any]]:
         if not value:
             raise RecordProblem("empty list of messages", field=where)
         return [message(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    raise RecordProblem(f"expected text or a list of messages, got {type(value).__name__}", field=where)
+    raise RecordProblem(f"expected text or a list of messages, got {type(value).__name__}", field=where,
+                        reason="wrong_type")
 
 
 def _strip_prompt(prompt: list[dict], turns: list[dict]) -> list[dict]:
@@ -108,7 +110,8 @@ def trl_implicit(rec: Record) -> Record:
 
 def _transcript(value: Any, where: str) -> list[dict]:
     if not isinstance(value, str):
-        raise RecordProblem(f"expected a transcript string, got {type(value).__name__}", field=where)
+        raise RecordProblem(f"expected a transcript string, got {type(value).__name__}", field=where,
+                            reason="wrong_type")
     try:
         return transcript.parse(value)
     except ValueError as exc:

@@ -96,7 +96,9 @@ def _choose_format(raws: list[Raw], name: str | None, source: str) -> Format:
     sample = [r.data for r in raws if r.data is not None] or _schema_sample(source)
     broken = next((r for r in raws if r.error is not None), None)
     if not sample and broken is not None:  # nothing readable to detect from: report the first failure
-        raise InputError(source, broken.error, line=broken.line, row=broken.row)
+        raise InputError(source, broken.error, line=broken.line, row=broken.row, field=broken.field)
+    if not raws and not sample:
+        raise InputError(source, "no records: the input is empty or holds only whitespace")
     detected = detect(sample)
     if detected is None:
         columns = sorted(set().union(*(r.keys() for r in sample))) if sample else []
@@ -125,7 +127,7 @@ def read_dataset(source: str | Path, *, format: str | None = None, on_error: OnE
         rows_in += 1
         try:
             if raw.error is not None:
-                raise RecordProblem(raw.error, reason="malformed_record")
+                raise RecordProblem(raw.error, field=raw.field, reason=raw.reason)
             records.append(_validate(fmt.adapt(raw.data), fmt))
         except RecordProblem as problem:
             where = InputError(name, problem.message, line=raw.line, row=raw.row, field=problem.field)
