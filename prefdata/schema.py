@@ -6,6 +6,7 @@ Every module imports column names and dtypes from here, so that one name means o
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, NamedTuple
 
 import polars as pl
@@ -15,12 +16,27 @@ from pydantic_core import PydanticCustomError
 Role = Literal["system", "user", "assistant", "tool"]
 
 
+# Characters that show nothing: Unicode White_Space (and the separators Python's str.isspace adds), and the
+# invisible format and filler characters (soft hyphen, zero-width space and joiners, bidi marks, word joiner,
+# byte-order mark, variation selectors, Hangul fillers, Braille blank, tags). A text made only of them is empty.
+BLANK_CHARS = ("\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+               "\u2000-\u200f\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0"
+               "\U000e0000-\U000e007f")
+BLANK_TEXT = f"^[{BLANK_CHARS}]*$"  # one pattern for Python's re and Polars' regex engine: one rule everywhere
+_BLANK = re.compile(BLANK_TEXT)
+
+
+def is_blank(text: str) -> bool:
+    return _BLANK.match(text) is not None
+
+
 def check_text(value: str) -> str:
-    """Reject text that cannot be trained on: empty, whitespace-only, or holding a NUL byte."""
+    """Reject text that cannot be trained on: empty, only whitespace or invisible characters, or holding a NUL
+    byte."""
     if "\x00" in value:
         raise ValueError("contains a NUL byte")
-    if not value.strip():
-        raise ValueError("is empty")
+    if is_blank(value):
+        raise ValueError("is empty (or only whitespace and invisible characters)")
     return value
 
 

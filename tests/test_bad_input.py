@@ -375,3 +375,36 @@ def test_a_json_document_nested_past_pythons_own_limit_is_one_line(tmp_path):
     done = run_cli("stats", path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "nested more than 64 levels deep" in done.stderr
+
+
+# ---- invisible answers: empty_text in the reader and in validate, by one rule ----------------------------------
+
+INVISIBLE = ["\u3000", "\u2003", "\u00a0", "\u200b", "\ufeff", "\u2060", "\u200b\u200c\u200d \u3164", "\u2800\u00ad"]
+VISIBLE = ["\u200bok", "e\u0301", "\u3000x\u3000"]
+
+
+def test_an_answer_of_only_invisible_characters_is_empty_text(tmp_path):
+    rows = [{**BASE[i % len(BASE)], "chosen": text} for i, text in enumerate(INVISIBLE + VISIBLE)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_cli("convert", path, tmp_path / "out.jsonl")
+    assert done.returncode == 2 and f"{path}:1: field 'chosen[0].content': is empty" in done.stderr
+    done = run_cli("convert", path, tmp_path / "out.jsonl", "--on-error", "skip")
+    rejects = pl.read_ndjson(tmp_path / "out.rejects.jsonl")
+    assert rejects["row_id"].to_list() == [str(i + 1) for i in range(len(INVISIBLE))]
+    assert set(rejects["reason"]) == {"empty_text"}
+    assert pl.read_ndjson(tmp_path / "out.jsonl").height == len(VISIBLE)
+
+
+def test_validate_flags_invisible_answers_in_a_table_that_bypassed_the_reader():
+    """A frame built in Python never met the reader: validate's own empty_text check must agree with it."""
+    from prefdata import schema
+    from prefdata.io import read_dataset
+    from prefdata.validators.api import validate_frame
+
+    texts = INVISIBLE + VISIBLE
+    frame = read_dataset(DPO_DEMO).frame.head(len(texts)).with_columns(
+        pl.Series("chosen", [[{"role": "assistant", "content": t}] for t in texts], dtype=schema.MESSAGES))
+    check = validate_frame(frame, "pairwise", only=("empty_text",), examples=len(texts)).check("empty_text")
+    assert check.value == len(INVISIBLE) and not check.passed
+    assert [e["row"] for e in check.examples] == [i + 1 for i in range(len(INVISIBLE))]

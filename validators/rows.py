@@ -12,6 +12,7 @@ import functools
 import polars as pl
 
 from prefdata.curate.dedupe import _key as dedupe_key
+from prefdata.schema import BLANK_TEXT
 from prefdata.validators.inputs import Inputs, contents, joined_text
 
 CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 and C1 controls other than tab, newline, return
@@ -42,9 +43,9 @@ def role_problem(inp: Inputs) -> pl.Expr:
 
 
 def blank(inp: Inputs) -> pl.Expr:
-    """Some turn is empty or whitespace only."""
+    """Some turn is empty, or only whitespace and invisible characters (the reader's rule: `schema.BLANK_TEXT`)."""
     return pl.any_horizontal(
-        [contents(c).list.eval(pl.element().is_null() | (pl.element().str.strip_chars() == "")).list.any()
+        [contents(c).list.eval(pl.element().is_null() | pl.element().str.contains(BLANK_TEXT)).list.any()
          for c in inp.conversations]).fill_null(True)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from prefdata.errors import RecordProblem
+from prefdata.schema import is_blank
 from prefdata.io import transcript
 
 Record = dict[str, Any]
@@ -74,7 +75,7 @@ def _split_implicit(chosen: list[dict], rejected: list[dict], fields: tuple[str,
             raise RecordProblem("needs a prompt turn and an answer turn", field=name)
         if turns[-1]["role"] != "assistant":
             raise RecordProblem(f"last turn must be 'assistant', not {turns[-1]['role']!r}", field=name)
-        if not str(turns[-1]["content"] or "").strip():
+        if is_blank(str(turns[-1]["content"] or "")):
             raise RecordProblem("final assistant turn is empty", field=name, reason="empty_text")
     if chosen[:-1] != rejected[:-1]:
         same = next(i for i, (a, b) in enumerate(zip(chosen, rejected + [None])) if a != b)
