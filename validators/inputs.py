@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
@@ -26,6 +26,7 @@ class Inputs:
     test: pl.DataFrame | None = None             # a held-out split, for prompt leakage
     category: str | None = None                  # a column of `frame` naming each prompt's category
     examples: int = 3                            # offending rows shown per check
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
@@ -34,6 +35,12 @@ class Inputs:
     @property
     def conversations(self) -> tuple[str, ...]:
         return tuple(c for c in CONVERSATIONS[self.kind] if c in self.frame.columns)
+
+    def cached(self, name: str, make: Callable[[], Any]) -> Any:
+        """A value several checks share (such as the rows' duplicate keys), computed once."""
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
 
     def dropped_by(self, reasons: set[str] | None = None, exclude: set[str] = frozenset()) -> pl.DataFrame:
         if self.read_dropped is None:

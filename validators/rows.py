@@ -11,13 +11,14 @@ import functools
 
 import polars as pl
 
-from prefdata.curate.dedupe import _key as dedupe_key
+from prefdata.curate.text import key_hash
 from prefdata.schema import BLANK_TEXT
 from prefdata.validators.inputs import Inputs, contents, joined_text
 
 CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 and C1 controls other than tab, newline, return
 REPLACEMENT = "\ufffd"
 ROLES = ["system", "user", "assistant", "tool"]
+SHINGLED_CHARS = 100_000  # near-duplicate and n-gram checks read this much of each text
 
 
 def _roles(column: str) -> pl.Expr:
@@ -49,24 +50,35 @@ def blank(inp: Inputs) -> pl.Expr:
          for c in inp.conversations]).fill_null(True)
 
 
+def key_hashes(inp: Inputs) -> pl.DataFrame:
+    """Curation's duplicate key of each conversation column (`curate.text.key_hash`: NFKC, case, whitespace),
+    hashed once per validation: a 50 MB answer is normalised once, not once for every check comparing rows."""
+    return inp.cached("key_hashes", lambda: pl.DataFrame({c: key_hash(inp.frame, c) for c in inp.conversations}))
+
+
+def _identical(inp: Inputs) -> pl.Series:
+    if inp.kind != "pairwise":
+        return pl.repeat(False, inp.rows, eager=True)
+    keys = key_hashes(inp)
+    return (keys["chosen"] == keys["rejected"]).fill_null(False)
+
+
 def identical(inp: Inputs) -> pl.Expr:
     """chosen equals rejected after curation's normalisation."""
-    if inp.kind != "pairwise":
-        return pl.lit(False)
-    return (dedupe_key("chosen") == dedupe_key("rejected")).fill_null(False)
+    return pl.lit(_identical(inp).alias("identical"))
 
 
 def exact_repeat(inp: Inputs) -> pl.Expr:
     """The row repeats an earlier row (curation's key). For pairs, as `dedupe.exact` counts them: among
     the pairs whose chosen differs from rejected."""
-    parts = [dedupe_key(c) for c in inp.conversations]
+    keys = key_hashes(inp)
     if "label" in inp.frame.columns:
-        parts.append(pl.col("label").cast(pl.String))
-    key = pl.concat_str(parts, separator="\x1d")
-    if inp.kind == "pairwise":
-        key = pl.when(~identical(inp)).then(key)  # nulls (identical pairs) never count as repeats
-        return (~key.is_first_distinct() & key.is_not_null()).fill_null(False)
-    return ~key.is_first_distinct()
+        keys = keys.with_columns(inp.frame["label"])
+    candidates = ~_identical(inp)  # identical pairs never count as repeats
+    order = pl.int_range(pl.len(), dtype=pl.UInt32)
+    later = (keys.with_columns(order.alias("_row")).filter(candidates)
+             .filter(~pl.struct(pl.exclude("_row")).is_first_distinct())["_row"])
+    return pl.lit(pl.repeat(False, inp.rows, eager=True).scatter(later, True).alias("exact_repeat"))
 
 
 def row_text(inp: Inputs) -> pl.Expr:
@@ -74,12 +86,13 @@ def row_text(inp: Inputs) -> pl.Expr:
 
 
 def near_repeat(texts: pl.Series, threshold: float) -> pl.Series:
-    """The text is in a near-duplicate cluster with an earlier one."""
+    """The text is in a near-duplicate cluster with an earlier one, comparing the first `SHINGLED_CHARS`
+    characters of each text (MinHash of one 50 MB answer alone took seconds; no text that long trains)."""
     from prefdata.curate.near_dedupe import near_duplicate_clusters
 
     if len(texts) == 0:
         return pl.Series([], dtype=pl.Boolean)
-    return ~near_duplicate_clusters(texts, threshold=threshold).is_first_distinct()
+    return ~near_duplicate_clusters(texts.str.slice(0, SHINGLED_CHARS), threshold=threshold).is_first_distinct()
 
 
 def _without_verbose_layout(pattern: str) -> str:

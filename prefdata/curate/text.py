@@ -31,8 +31,9 @@ def normalised(texts: pl.Series) -> pl.Series:
     where = spaced.arg_true()
     if where.len():
         subset = texts.gather(where)
-        subset = pl.select(pl.when(unusual.gather(where)).then(subset.str.normalize("NFKC")).otherwise(subset)
-                           ).to_series()
+        odd = unusual.gather(where).arg_true()  # NFKC on these only (a when/then would run it on every text)
+        if odd.len():
+            subset = subset.scatter(odd, subset.gather(odd).str.normalize("NFKC"))
         texts = texts.scatter(where, subset.str.replace_all(r"\s+", " ").str.strip_chars())
     return texts.str.to_lowercase()
 

@@ -11,7 +11,7 @@ from prefdata.validators.result import CheckResult, skipped
 
 def _prompts(inp: Inputs) -> pl.DataFrame:
     """Each distinct prompt once (a prompt with several pairs counts once)."""
-    return (inp.frame.select("prompt_id", joined_text("prompt").alias("text"))
+    return (inp.frame.select("prompt_id", joined_text("prompt").str.slice(0, rows.SHINGLED_CHARS).alias("text"))
             .unique("prompt_id", keep="first", maintain_order=True))
 
 
