@@ -55,8 +55,8 @@ def run(app: Any, name: str, debug: Callable[[], bool] = lambda: False) -> None:
             if debug():
                 traceback.print_exc()
             else:
-                hint = " (--on-error skip sets bad records aside)" if getattr(exc, "line", None) or getattr(
-                    exc, "row", None) else ""
+                record = (getattr(exc, "line", None) or getattr(exc, "row", None)) and not getattr(exc, "whole_file", 0)
+                hint = " (--on-error skip sets bad records aside)" if record else ""
                 print(f"error: {one_line(exc)}{hint}", file=sys.stderr)
             sys.exit(getattr(exc, "exit_code", 2))
         raise

@@ -13,8 +13,9 @@ class InputError(PrefdataError):
     """A record or file that cannot be read, located by file, line (or row) and field."""
 
     def __init__(self, file: str, message: str, *, line: int | None = None, row: int | None = None,
-                 field: str | None = None):
+                 field: str | None = None, whole_file: bool = False):
         self.file, self.line, self.row, self.field, self.message = file, line, row, field, message
+        self.whole_file = whole_file  # the file as a whole is unreadable: --on-error skip cannot help
         super().__init__(self.location() + message)
 
     def location(self) -> str:

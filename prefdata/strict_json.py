@@ -41,16 +41,39 @@ def _int(text: str) -> int:
     return int(text)
 
 
+class _Duplicates(dict):
+    """An object that named a key twice, kept (marked) while a whole document is parsed, so that `check` can
+    refuse the one record holding it rather than the document."""
+
+    key: str = ""
+
+
+def _repeated(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    return next(k for k, _ in pairs if k in seen or seen.add(k))
+
+
+def _duplicate(key: str, field: str | None = None) -> JsonProblem:
+    return JsonProblem(f"duplicate key {key!r} in one object", "duplicate_key", field=field or key)
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):  # json keeps the last silently; a record saying two things is refused
-        seen: set[str] = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise JsonProblem(f"duplicate key {key!r} in one object", "duplicate_key", field=key)
+        raise _duplicate(_repeated(pairs))
+    return obj
+
+
+def _marked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        obj = _Duplicates(obj)
+        obj.key = _repeated(pairs)
     return obj
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int)
+_MARKING = json.JSONDecoder(object_pairs_hook=_marked_object, parse_int=_int)
 
 
 def _where(text: str, offset: int) -> tuple[int, int]:
@@ -58,16 +81,18 @@ def _where(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def loads(text: str) -> Any:
-    """Parse JSON text; any problem is a `JsonProblem`."""
+def loads(text: str, *, mark_duplicates: bool = False) -> Any:
+    """Parse JSON text; any problem is a `JsonProblem`. With `mark_duplicates` (a document of many records),
+    an object naming a key twice is kept, marked, for `check` to refuse with the record holding it."""
     try:
-        return _DECODER.decode(text)
+        return (_MARKING if mark_duplicates else _DECODER).decode(text)
     except JsonProblem as problem:
         if problem.reason == "number_too_long" and (found := _LONG_INT.search(text)):
             problem.line, problem.column = _where(text, found.start())
         raise
     except json.JSONDecodeError as exc:
-        raise JsonProblem(f"malformed JSON ({exc.msg} at column {exc.colno})", line=exc.lineno, column=exc.colno,
+        where = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"  # "Unterminated string starting at"
+        raise JsonProblem(f"malformed JSON ({where})", line=exc.lineno, column=exc.colno,
                           decode_error=exc.msg) from None
     except RecursionError:
         raise JsonProblem(f"nested more than {MAX_DEPTH} levels deep", "too_deep") from None
@@ -83,6 +108,8 @@ def _walk(value: Any, path: str, depth: int, strings: bool) -> JsonProblem | Non
             return JsonProblem("a lone surrogate (\\ud800-\\udfff) is not a character", "lone_surrogate",
                                field=path or None)
         return None
+    if isinstance(value, _Duplicates):
+        return _duplicate(value.key, _path(path, value.key))
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -103,6 +130,11 @@ def _walk(value: Any, path: str, depth: int, strings: bool) -> JsonProblem | Non
 def has_surrogate_escape(text: str) -> bool:
     """Whether JSON text spells a surrogate (`\\ud800`...): only then can a parsed string hold a lone one."""
     return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def duplicated_key(value: Any) -> str | None:
+    """The key a marked object named twice, or None."""
+    return value.key if isinstance(value, _Duplicates) else None
 
 
 def check(value: Any, text: str | None = None, *, strings: bool = True) -> JsonProblem | None:

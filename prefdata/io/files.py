@@ -3,9 +3,9 @@
 Paths are hostile. One that is not a regular file or a folder (a named pipe, a device, a socket) is refused
 before anything opens it for reading, so nothing blocks; a symbolic-link loop and a broken link are named.
 A gzip file is decompressed in steps: a truncated one gives the bytes before the cut and says so (the
-reader keeps the rows before it), and one that grows past `GZIP_RATIO_FLOOR` bytes and `MAX_GZIP_RATIO`
-times its own size is refused as a decompression bomb before it fills the memory. A text file may start
-with a byte-order mark: UTF-8's is dropped; UTF-16 and UTF-32 files are decoded.
+reader keeps the rows before it), and one whose output passes `GZIP_RATIO_FLOOR` bytes and `MAX_GZIP_RATIO`
+times the compressed bytes read so far is refused as a decompression bomb before it fills the memory.
+A text file may start with a byte-order mark: UTF-8's is dropped; UTF-16 and UTF-32 files are decoded.
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ def read_bytes(path: Path) -> Loaded:
             f.seek(0)
             return Loaded(f.read())
         f.seek(0)
-        return _gunzip(f, os.fstat(f.fileno()).st_size, str(path))
+        return _gunzip(f, str(path))
 
 
-def _gunzip(f: BinaryIO, size: int, name: str) -> Loaded:
+def _gunzip(f: BinaryIO, name: str) -> Loaded:
     chunks: list[bytes] = []
     total = 0
     with gzip.GzipFile(fileobj=f, mode="rb") as z:
@@ -100,18 +100,19 @@ def _gunzip(f: BinaryIO, size: int, name: str) -> Loaded:
             if not chunk:
                 return Loaded(b"".join(chunks))
             total += len(chunk)
-            if total > GZIP_RATIO_FLOOR and total > MAX_GZIP_RATIO * size:
-                raise InputError(name, f"decompresses to more than {MAX_GZIP_RATIO} times its {size:,} bytes (over "
-                                       f"{total >> 20:,} MiB so far): refused as a decompression bomb")
+            read = max(f.tell(), 1)  # compressed bytes read so far: a bomb is caught early, however big
+            if total > GZIP_RATIO_FLOOR and total > MAX_GZIP_RATIO * read:
+                raise InputError(name, f"{read:,} compressed bytes decompress to {total >> 20:,} MiB (more than "
+                                       f"{MAX_GZIP_RATIO} times): refused as a decompression bomb")
             chunks.append(chunk)
 
 
 def _utf16_without_bom(head: bytes) -> bool:
-    """ASCII text in UTF-16: every other byte is zero."""
+    """ASCII text in UTF-16: every other byte is zero, and the bytes between them are not."""
     if len(head) < 8:
         return False
-    odd, even = head[1::2], head[0::2]
-    return odd.count(0) >= 0.9 * len(odd) or even.count(0) >= 0.9 * len(even)
+    zeros = [half.count(0) / len(half) for half in (head[0::2], head[1::2])]
+    return max(zeros) >= 0.9 and min(zeros) <= 0.1
 
 
 def as_utf8(blob: bytes, name: str) -> bytes:

@@ -96,7 +96,8 @@ def _choose_format(raws: list[Raw], name: str | None, source: str) -> Format:
     sample = [r.data for r in raws if r.data is not None] or _schema_sample(source)
     broken = next((r for r in raws if r.error is not None), None)
     if not sample and broken is not None:  # nothing readable to detect from: report the first failure
-        raise InputError(source, broken.error, line=broken.line, row=broken.row, field=broken.field)
+        raise InputError(source, broken.error, line=broken.line, row=broken.row, field=broken.field,
+                         whole_file=True)
     if not raws and not sample:
         raise InputError(source, "no records: the input is empty or holds only whitespace")
     detected = detect(sample)

@@ -85,22 +85,24 @@ def _json_document(path: Path, blob: bytes, cut: str | None = None) -> Iterator[
         raise InputError(name, f"{cut}; a .json document cannot be read in part (JSON Lines can)")
     if b"\x00" in blob:
         offset = blob.index(b"\x00")
-        raise InputError(name, "NUL byte in file", line=_line_of(blob, offset))
+        raise InputError(name, "NUL byte in file", line=_line_of(blob, offset), whole_file=True)
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(name, "invalid UTF-8", line=_line_of(blob, exc.start)) from None
+        raise InputError(name, "invalid UTF-8", line=_line_of(blob, exc.start), whole_file=True) from None
     if not text.strip():
         raise _empty(name, blob)
     try:
-        doc = strict_json.loads(text)
+        doc = strict_json.loads(text, mark_duplicates=True)
     except strict_json.JsonProblem as problem:
         if problem.decode_error == "Extra data":  # several objects, one per line: JSON Lines in a .json file
             yield from _json_lines(path, blob)
             return
-        message = (f"not valid JSON ({problem.decode_error} at column {problem.column})" if problem.decode_error
-                   else problem.message)
-        raise InputError(name, message, line=problem.line, field=problem.field) from None
+        message = problem.message.replace("malformed JSON", "not valid JSON") if problem.decode_error \
+            else problem.message
+        raise InputError(name, message, line=problem.line, field=problem.field, whole_file=True) from None
+    if (key := strict_json.duplicated_key(doc)) is not None:
+        raise InputError(name, f"duplicate key {key!r} in the document's top object")
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -193,11 +195,11 @@ def _csv(path: Path, blob: bytes, cut: str | None = None) -> Iterator[Raw]:
         end = blob.rfind(b"\n") + 1
         blob, tail = blob[:end], blob[end:]
     if b"\x00" in blob:
-        raise InputError(name, "NUL byte in file", line=_line_of(blob, blob.index(b"\x00")))
+        raise InputError(name, "NUL byte in file", line=_line_of(blob, blob.index(b"\x00")), whole_file=True)
     try:
         blob.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(name, "invalid UTF-8", line=_line_of(blob, exc.start)) from None
+        raise InputError(name, "invalid UTF-8", line=_line_of(blob, exc.start), whole_file=True) from None
     if not blob.strip():
         raise _empty(name, blob)
     try:
