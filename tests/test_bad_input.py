@@ -409,3 +409,16 @@ def test_validate_flags_invisible_answers_in_a_table_that_bypassed_the_reader():
     check = validate_frame(frame, "pairwise", only=("empty_text",), examples=len(texts)).check("empty_text")
     assert check.value == len(INVISIBLE) and not check.passed
     assert [e["row"] for e in check.examples] == [i + 1 for i in range(len(INVISIBLE))]
+
+
+def test_a_duplicate_key_in_a_json_document_sets_aside_only_its_record(tmp_path):
+    from prefdata.io import read_dataset
+
+    texts = [json.dumps(r) for r in BASE]
+    texts[3] = texts[3][:-1] + ', "chosen": "a second chosen"}'
+    path = tmp_path / "pairs.json"
+    path.write_text("[" + ",\n".join(texts) + "]")
+    result = read_dataset(path, on_error="skip")
+    assert result.frame.height == len(BASE) - 1
+    assert result.dropped.select("row_id", "reason").rows() == [("4", "duplicate_key")]
+    assert "row 4: field 'chosen': duplicate key 'chosen'" in result.dropped["detail"][0]
