@@ -143,16 +143,17 @@ def _parquet(path: Path) -> Iterator[Raw]:
     with open_regular(path) as f:
         if f.read(4) != PARQUET_MAGIC:
             raise InputError(name, "not a Parquet file (no PAR1 header)")
-        try:
-            columns = pq.read_schema(f).names
-            if (column := _duplicate(columns)) is not None:  # refused, as duplicate keys in JSON are
-                raise InputError(name, f"duplicate column {column!r}")
-            f.seek(0)
-            table = pq.read_table(f)
-        except InputError:
-            raise
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise InputError(name, f"unreadable Parquet file ({_first_line(exc)})") from None
+    # pyarrow reads the path itself: given a Python file object, its reader threads outlived an early exit and
+    # aborted the process ("terminate called without an active exception") in half the runs here
+    try:
+        columns = pq.read_schema(path).names
+        if (column := _duplicate(columns)) is not None:  # refused, as duplicate keys in JSON are
+            raise InputError(name, f"duplicate column {column!r}")
+        table = pq.read_table(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise InputError(name, f"unreadable Parquet file ({_first_line(exc)})") from None
     yield from _from_rows(iter(table.to_pylist()))
 
 
@@ -181,7 +182,8 @@ def _csv_row(row: dict[str, Any], number: int) -> Raw:
         try:
             out[key] = _maybe_json(cell)
         except strict_json.JsonProblem as problem:
-            problem.field = key + (f".{problem.field}" if problem.field else "")
+            inner = problem.field or ""
+            problem.field = key + (inner if inner.startswith("[") or not inner else f".{inner}")
             return _problem(problem, strict_json.dumps(row, indent=None), row=number)
     return Raw(out, row=number)
 
