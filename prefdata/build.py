@@ -28,6 +28,7 @@ from prefdata.io import write_table
 from prefdata.judge.report import judge_report
 from prefdata.judge.stage import judge
 from prefdata.pair import pair
+from prefdata.preflight import check_request_count, check_spec
 from prefdata.report.card import render_card
 from prefdata.report.plots import write_plots
 from prefdata.runner import Runner, StageSkipped
@@ -96,6 +97,8 @@ class _Flow:
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     sources = read_prompts(spec)
     prompts = sources.kept
+    check_request_count(spec, prompts.height)  # before a request list is built
+    gold = read_gold(spec)  # a bad gold file fails before generation is paid for
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
     runner.done("sources")
     n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
@@ -106,7 +109,6 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
                  {"counts": _counts(n_generated, result), "incomplete": _incomplete(result)}))
     counts["generate"] = extras["counts"]
 
-    gold = read_gold(spec)
     judge_config = {"judges": [j.model_dump(mode="json") for j in spec.judges], "panel": spec.panel.inconsistent,
                     "gold": spec.gold.model_dump(mode="json") if spec.gold else None}
 
@@ -169,16 +171,16 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    cache_file = check_spec(spec)  # files, formats and the cache, before anything runs
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
     from prefdata.backends.cost import Meter, price_table
-    from prefdata.backends.embedded import home
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
     skipped = {"generate", "judge", "pair"} & {start, until}
     if spec.generate is None and skipped:
         raise PrefdataError(f"this spec has no {min(skipped)} stage (generate: null): --from and --until take "
                             "sources, curate or validate")
-    cache = RequestCache(spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite")
+    cache = RequestCache(cache_file)
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
     try:
