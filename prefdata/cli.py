@@ -153,6 +153,10 @@ def build(
     if result.stopped_after:
         _err(f"stopped after {result.stopped_after}; stage outputs are in {result.output}")
         return
+    for stage, failed in (result.failed_requests or {}).items():
+        _err(f"warning: {failed['failed']} of {failed['requests']} {stage} requests failed (first error: "
+             f"{failed['first_error']}); the {stage} stage is not marked finished: run the same build again to "
+             f"retry them (finished answers come from the request cache)")
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
          f"dropped.parquet); validation {'passed' if result.validation_passed else 'FAILED (see README.md)'}")
     if not result.validation_passed:
