@@ -232,7 +232,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         table.write_parquet(out / f"{name}.parquet")
     report = _validate(out, spec)
     manifest = {
-        "name": spec.name,
+        "name": spec.shown(spec.name),  # ${ENV} values and URL credentials stay out of written files
         "rows": flow.data.height,
         "fingerprint": fingerprint(flow.data),
         "counts": flow.counts,
