@@ -14,6 +14,7 @@ import typing
 from math import comb
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -67,6 +68,16 @@ class BackendSpec(Strict):
             raise ValueError("a key never goes in a spec: put it in an environment variable and name that "
                              "variable with api_key_env")
         return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """Without a scheme or host every request would fail after the build started."""
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{redact_text(url)!r} is not an http:// or https:// URL with a host")
+        return url
 
     @model_validator(mode="after")
     def _model_for_transformers(self) -> "BackendSpec":

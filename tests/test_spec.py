@@ -104,6 +104,10 @@ def test_json_schema_for_editors():
     ("prices: {m: {input: .inf, output: 1}}", ":7: prices.m.input: Input should be a finite number"),
     ("max_cost: .nan", ":7: max_cost: Input should be a finite number"),
     ("max_cost: -1", ":7: max_cost: Input should be greater than 0"),
+    ("generate: {backend: {kind: openai, model: m, base_url: '127.0.0.1:8000/v1'}}",
+     ":7: generate.backend.base_url: Value error, '127.0.0.1:8000/v1' is not an http:// or https:// URL with a host"),
+    ("generate: {backend: {kind: openai, model: m, base_url: 'http://u:secret@:80/v1'}}",
+     "Value error, 'http://***@:80/v1' is not an http:// or https:// URL with a host"),
 ])
 def test_numbers_are_finite_and_bounded(tmp_path, extra, where):
     with pytest.raises(PrefdataError) as info:
