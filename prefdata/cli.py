@@ -140,16 +140,17 @@ def build(
 ) -> None:
     """Run a build: prompts -> candidates -> judgments -> pairs -> curated, validated dataset folder.
     Finished stages are reused on a re-run; exit code 1 when validation finds an error."""
-    from prefdata.build import build as run_build
     from prefdata.spec import load_spec
 
+    loaded = load_spec(spec)  # before the heavy imports: a bad spec fails at once
     if dry_run:
         from prefdata.dryrun import estimate
 
-        _print_estimate(estimate(load_spec(spec)), as_json)
+        _print_estimate(estimate(loaded), as_json)
         return
-    result = run_build(load_spec(spec), output=output, use_cache=not no_cache, fresh=fresh, start=start,
-                       until=until)
+    from prefdata.build import build as run_build
+
+    result = run_build(loaded, output=output, use_cache=not no_cache, fresh=fresh, start=start, until=until)
     if result.stopped_after:
         _err(f"stopped after {result.stopped_after}; stage outputs are in {result.output}")
         return
