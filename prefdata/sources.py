@@ -79,6 +79,6 @@ def read_gold(spec: Spec) -> pl.DataFrame | None:
     with _spec_keys("gold.format"):
         result = read_dataset(spec.resolve(spec.gold.path), format=spec.gold.format)
     if result.kind != "pairwise" or result.frame.height == 0:
-        raise PrefdataError(f"{spec.gold.path}: gold items must be preference pairs (found {result.kind}, "
-                            f"{result.frame.height} rows)")
+        raise PrefdataError(f"{spec.where('gold', 'path')}: {spec.gold.path}: gold items must be preference pairs "
+                            f"(found {result.kind}, {result.frame.height} rows)")
     return result.frame
