@@ -9,11 +9,12 @@ checked when the spec is read, not after the candidates were paid for.
 from __future__ import annotations
 
 import difflib
+import math
 import string
 import typing
 from math import comb
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 from urllib.parse import urlsplit
 
 from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -329,8 +330,24 @@ def load_spec(path: str | Path) -> Spec:
         spec = Spec.model_validate({**loaded.data, "base_dir": path.parent})
     except ValidationError as exc:
         raise PrefdataError(f"{path}:{describe(exc, loaded.node, Spec)}") from None
+    for loc, value in _non_finite(loaded.data):  # what the models take as they are (curate, validation, ...)
+        dotted = ".".join(map(str, loc))
+        raise PrefdataError(f"{path}:{line_of(loaded.node, loc)}: {dotted}: {value} is not a finite number")
     spec._env, spec._origin = loaded.env, (path, loaded.node)
     return spec
+
+
+def _non_finite(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """Every NaN or infinity in the parsed YAML: no key of a spec has a use for one (a `.nan` margin
+    compares false with everything and silently drops every pair)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, loc + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, loc + (index,))
 
 
 def describe(exc: ValidationError, node: Any, model: type[BaseModel]) -> str:

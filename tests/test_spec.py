@@ -138,6 +138,19 @@ def test_judge_templates_that_format_would_fail_on_are_refused(tmp_path, templat
     assert "B: b" in pairwise([{"role": "user", "content": "q"}], "a", "b", fine.judges[0].prompt)[1]["content"]
 
 
+@pytest.mark.parametrize("extra, where", [
+    ("curate:\n  - {step: filter, min_margin: .nan}", ":7: curate.0.min_margin: nan is not a finite number"),
+    ("validation: {min_pairs: 10, min_margin: .inf}", ":7: validation.min_margin: inf is not a finite number"),
+    ("generate:\n  backend: {kind: vllm, model: m, engine_args: {gpu_memory_utilization: -.inf}}",
+     ":8: generate.backend.engine_args.gpu_memory_utilization: -inf is not a finite number"),
+])
+def test_no_key_takes_nan_or_infinity(tmp_path, extra, where):
+    with pytest.raises(PrefdataError) as info:
+        load_spec(write(tmp_path, "name: demo\nsources:\n  - path: prompts.jsonl\njudge: {}\ncurate: []\n\n"
+                        .replace("curate: []\n", "" if extra.startswith("curate") else "curate: []\n") + extra))
+    assert where in str(info.value)
+
+
 def test_duplicate_keys_are_an_error_not_the_last_one_winning(tmp_path):
     with pytest.raises(PrefdataError, match=r"spec.yaml:7: duplicate key 'n' \(first on line 5"):
         load_spec(write(tmp_path, GOOD + "  n: 4\n"))
