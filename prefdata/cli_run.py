@@ -19,7 +19,10 @@ def _is(exc: BaseException, name: str) -> bool:
 
 
 def one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """The message on one line, credentials in URLs and Authorization values never reaching the terminal."""
+    from prefdata.redact import redact_text
+
+    return redact_text(" ".join(str(text).split()))
 
 
 def _usage_line(exc: Any, name: str) -> str:
@@ -31,7 +34,6 @@ def _usage_line(exc: Any, name: str) -> str:
 def run(app: Any, name: str, debug: Callable[[], bool] = lambda: False) -> None:
     """Run a Typer app and exit with its code; never let a usage error or bad input become a traceback."""
     from prefdata.errors import PrefdataError
-    from prefdata.redact import redact_text  # credentials in a URL never reach the terminal
 
     try:
         code = app(standalone_mode=False)
@@ -58,7 +60,7 @@ def run(app: Any, name: str, debug: Callable[[], bool] = lambda: False) -> None:
             else:
                 hint = " (--on-error skip sets bad records aside)" if getattr(exc, "line", None) or getattr(
                     exc, "row", None) else ""
-                print(f"error: {redact_text(one_line(exc))}{hint}", file=sys.stderr)
+                print(f"error: {one_line(exc)}{hint}", file=sys.stderr)
             sys.exit(getattr(exc, "exit_code", 2))
         raise
     sys.exit(code or 0)
