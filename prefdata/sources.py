@@ -28,10 +28,10 @@ def _spec_keys(key: str) -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        if "pass --format" not in exc.message:
-            raise
-        raise InputError(exc.file, exc.message.replace("pass --format", f"set {key} in the spec"), line=exc.line,
-                         row=exc.row, field=exc.field) from None
+        if "pass --format" in exc.message:  # the same error, every attribute kept, with the spec's words
+            exc.message = exc.message.replace("pass --format", f"set {key} in the spec")
+            exc.args = (exc.location() + exc.message,)
+        raise
 
 
 def _limited(frame: pl.DataFrame, source: SourceSpec, id_column: str) -> tuple[pl.DataFrame, pl.DataFrame]:
