@@ -136,10 +136,8 @@ def _bound_cases() -> list[Spec]:
         ("price_infinite", "prices: {m: {input: .inf, output: 1}}", "prices.m.input: Input should be a finite"),
         ("max_cost_nan", "max_cost: .nan", "max_cost: Input should be a finite number"),
         ("seed_negative", "generate: {seed: -5}", "generate.seed: Input should be greater than or equal to 0"),
-        ("curate_margin_nan", "curate:\n  - {step: filter, min_margin: .nan}", "curate.0.min_margin: nan is not a "
-                                                                              "finite number"),
-        ("validation_threshold_infinite", "validation: {min_margin: -.inf}", "validation.min_margin: -inf is not a "
-                                                                            "finite number"),
+        ("curate_margin_nan", "curate:\n  - {step: filter, min_margin: .nan}", "finite number"),
+        ("validation_threshold_infinite", "validation: {min_margin: -.inf}", "finite number"),
         ("one_prompt_past_max_requests", "generate: {n: 64, backends: [" + ", ".join(
             f"{{kind: transformers, model: m{i}}}" for i in range(16)) + "]}",
          "one prompt would take 1,048,576 requests"),
