@@ -59,6 +59,8 @@ def check_shape(text: str, where: str) -> None:
             values, height, anchor = 1, 0, event.anchor
             total += 1
         elif isinstance(event, events.AliasEvent):
+            if any(frame[2] == event.anchor for frame in stack):  # *a inside &a: a cycle, endless once walked
+                raise _fail(where, event.start_mark, f"alias *{event.anchor} is inside the value it names (a cycle)")
             values, height = expanded.get(event.anchor, (1, 0))  # an unknown anchor fails when composed
             anchor = None
             total += values

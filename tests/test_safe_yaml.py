@@ -39,6 +39,11 @@ def test_aliases_that_repeat_a_part_still_work():
     assert data["judges"][1]["backend"] == {"kind": "openai", "model": "other"}  # merge keys: explicit wins
 
 
+def test_an_alias_inside_its_own_anchor_is_refused():
+    assert error("a: 1\nb: &c {self: *c}\n") == "f.yaml:2: alias *c is inside the value it names (a cycle)"
+    assert error("b: &c\n  - [1, *c]\n").startswith("f.yaml:2: alias *c is inside")
+
+
 def test_an_alias_cannot_nest_past_the_depth_bound():
     deep = "[" * 40 + "1" + "]" * 40
     assert "alias *d nests deeper than" in error(f"a: &d {deep}\nb: {'[' * 30}*d{']' * 30}\n")

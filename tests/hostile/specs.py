@@ -68,6 +68,8 @@ def _yaml_cases() -> list[Spec]:
              + "]\n", "more than 100,000 values once alias *a is expanded"),
         Spec("alias_nested_past_depth", HEAD + "a: &d " + "[" * 40 + "1" + "]" * 40 + "\nb: " + "[" * 30 + "*d"
              + "]" * 30 + "\n", "alias *d nests deeper than 64 levels"),
+        Spec("alias_cycle_in_engine_args", HEAD + "generate:\n  backend:\n    kind: vllm\n    model: m\n"
+             "    engine_args: &a {self: *a}\n", "spec.yaml:9: alias *a is inside the value it names (a cycle)"),
         Spec("duplicate_top_key", HEAD + "name: other\n", "spec.yaml:5: duplicate key 'name' (first on line 1"),
         Spec("duplicate_nested_key", HEAD + "generate:\n  n: 2\n  max_tokens: 64\n  n: 8\n",
              "spec.yaml:8: duplicate key 'n' (first on line 6"),
