@@ -179,7 +179,8 @@ def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     line = node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == part] or [k for k, _ in node.value if k.value == part]
+            key = str(part)  # an integer key (`1: x`) is located by its text too
+            match = [v for k, v in node.value if k.value == key] or [k for k, _ in node.value if k.value == key]
             if not match:
                 break
             node = match[0]
