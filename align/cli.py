@@ -137,20 +137,23 @@ def _print_summary(summary: dict[str, Any], output: str) -> None:
 def _judges(path: Optional[Path]) -> list[Any] | None:
     if path is None:
         return None
-    import yaml
     from pydantic import ValidationError
 
+    from prefdata.safe_yaml import line_of, load
     from prefdata.spec import JudgeSpec
 
-    try:
-        items = yaml.safe_load(path.read_text(encoding="utf-8"))
-        items = items if isinstance(items, list) else [items]
-        return [JudgeSpec.model_validate(item) for item in items]
-    except (OSError, yaml.YAMLError) as exc:
-        raise PrefdataError(f"{path}: cannot read judges ({exc})") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise PrefdataError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    loaded = load(path, what="judges file")  # the bounded loader every user YAML goes through
+    items = loaded.data if isinstance(loaded.data, list) else [loaded.data]
+    judges = []
+    for index, item in enumerate(items):
+        try:
+            judges.append(JudgeSpec.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ((index,) if isinstance(loaded.data, list) else ()) + tuple(err["loc"])
+            raise PrefdataError(f"{path}:{line_of(loaded.node, loc)}: {'.'.join(map(str, loc))}: {err['msg']}") \
+                from None
+    return judges
 
 
 @app.command("eval")

@@ -69,31 +69,16 @@ class TrainConfig(BaseModel):
         return self.model_copy(update=filled)
 
 
-def _line_of(text: str, loc: tuple) -> int | None:
-    import yaml
-
-    from prefdata.spec import _line_of as line_of
-
-    node = yaml.compose(text)
-    return line_of(node, loc) if node is not None else None
-
-
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """The YAML file (if any), then the command line's options that were given."""
-    import yaml
+    from prefdata.safe_yaml import load
 
     data: dict[str, Any] = {}
-    text = ""
+    node = None
     if path is not None:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = yaml.safe_load(text) or {}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PrefdataError(f"{path}: cannot read config ({exc})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise PrefdataError(f"{path}:{mark.line + 1 if mark else ''}: invalid YAML") from None
+        loaded = load(path, what="config")  # the bounded loader every user YAML goes through
+        data, node = loaded.data or {}, loaded.node
         if not isinstance(data, dict):
             raise PrefdataError(f"{path}: a config is a YAML mapping")
         base = path.parent
@@ -105,9 +90,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
+        from prefdata.safe_yaml import line_of
+
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         dotted = ".".join(str(p) for p in loc) or "(top)"
         from_file = path is not None and loc and loc[0] in data and overrides.get(loc[0]) is None
-        where = f"{path}:{_line_of(text, loc)}: " if from_file else ("--" if loc else "")
+        where = f"{path}:{line_of(node, loc)}: " if from_file else ("--" if loc else "")
         raise PrefdataError(f"{where}{dotted.replace('_', '-') if not from_file else dotted}: {err['msg']}") from None

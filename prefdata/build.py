@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from prefdata.io import write_table
 from prefdata.judge.report import judge_report
 from prefdata.judge.stage import judge
 from prefdata.pair import pair
+from prefdata.preflight import check_request_count, check_spec
 from prefdata.report.card import render_card
 from prefdata.report.plots import write_plots
 from prefdata.runner import Runner, StageSkipped
@@ -46,6 +47,13 @@ class BuildResult:
     manifest: dict
     stopped_after: str | None = None  # set when --until ended the run early
     validation_passed: bool | None = None
+    failed_requests: dict | None = None  # stage -> {failed, requests, first_error}: a re-run retries them
+
+
+class RequestsFailed(PrefdataError):
+    """Every request of a stage failed (a wrong base_url, key or model): nothing is left to build on."""
+
+    exit_code = 1
 
 
 def _versions() -> dict[str, str]:
@@ -73,6 +81,18 @@ def _incomplete(result: schema.StageResult) -> bool:
     return result.dropped["reason"].is_in(RETRYABLE).any()
 
 
+def _failures(stage: str, errors: pl.Series, requests: int, runner: Runner) -> dict:
+    """How many of a stage's requests failed, and the first error; raises when all of them did."""
+    errors = errors.drop_nulls()
+    failed = errors.filter(~errors.str.starts_with("max_cost_reached"))  # refused by the budget, not failed
+    found = {"failed": failed.len(), "requests": requests, "first_error": failed[0] if failed.len() else None}
+    if requests and failed.len() == requests:
+        raise RequestsFailed(f"all {requests} {stage} requests failed, so there is nothing to build on (first error: "
+                             f"{found['first_error']}); each failed row and its error is in {runner.folder}; fix the "
+                             f"backend (base_url, api_key_env, model) and run the build again")
+    return found
+
+
 def _judge_counts(judged: schema.StageResult) -> dict:
     """Comparisons in (gold items aside) = judged + dropped (identical answers need no judge)."""
     regular = judged.kept.filter(~pl.col("gold"))
@@ -91,11 +111,14 @@ class _Flow:
     counts: dict
     tables: dict[str, pl.DataFrame]
     judging: dict
+    failed: dict = field(default_factory=dict)  # stage -> failed requests, which a re-run retries
 
 
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     sources = read_prompts(spec)
     prompts = sources.kept
+    check_request_count(spec, prompts.height)  # before a request list is built
+    gold = read_gold(spec)  # a bad gold file fails before generation is paid for
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
     runner.done("sources")
     n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
@@ -105,8 +128,9 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
         lambda: (result := generate(prompts, spec.generate, ctx),
                  {"counts": _counts(n_generated, result), "incomplete": _incomplete(result)}))
     counts["generate"] = extras["counts"]
+    generation_failed = generated.dropped.filter(pl.col("reason") == "generation_failed")["detail"]
+    failed = {"generate": _failures("generate", generation_failed, n_generated, runner)}
 
-    gold = read_gold(spec)
     judge_config = {"judges": [j.model_dump(mode="json") for j in spec.judges], "panel": spec.panel.inconsistent,
                     "gold": spec.gold.model_dump(mode="json") if spec.gold else None}
 
@@ -121,6 +145,7 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     judged, judged_extras = runner.stage("judge", [generated.kept, prompts] + ([gold] if gold is not None else []),
                                          judge_config, run_judge)
     judging, counts["judge"] = judged_extras["report"], judged_extras["counts"]
+    failed["judge"] = _failures("judge", judged.kept["error"], judged.kept.height, runner)
     voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
     if not voters:
         raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy})")
@@ -136,7 +161,7 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     if "scores" in judged_extras:
         tables["scores"] = judged_extras["scores"]
     return _Flow(paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
-                 judging)
+                 judging, {stage: f for stage, f in failed.items() if f["failed"]})
 
 
 def _curate_only(spec: Spec, runner: Runner) -> _Flow:
@@ -169,16 +194,16 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    cache_file = check_spec(spec)  # files, formats and the cache, before anything runs
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
     from prefdata.backends.cost import Meter, price_table
-    from prefdata.backends.embedded import home
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
     skipped = {"generate", "judge", "pair"} & {start, until}
     if spec.generate is None and skipped:
         raise PrefdataError(f"this spec has no {min(skipped)} stage (generate: null): --from and --until take "
                             "sources, curate or validate")
-    cache = RequestCache(spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite")
+    cache = RequestCache(cache_file)
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
     try:
@@ -207,7 +232,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         table.write_parquet(out / f"{name}.parquet")
     report = _validate(out, spec)
     manifest = {
-        "name": spec.name,
+        "name": spec.shown(spec.name),  # ${ENV} values and URL credentials stay out of written files
         "rows": flow.data.height,
         "fingerprint": fingerprint(flow.data),
         "counts": flow.counts,
@@ -219,6 +244,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "stages": {"ran": runner.ran, "reused": runner.reused},
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
+        "failed_requests": flow.failed,  # per stage; those stages are not marked finished
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),
@@ -226,4 +252,5 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     plots = write_plots(flow.data, out)
     (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
-    return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed)
+    return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,
+                       failed_requests=flow.failed)

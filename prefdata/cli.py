@@ -141,19 +141,24 @@ def build(
 ) -> None:
     """Run a build: prompts -> candidates -> judgments -> pairs -> curated, validated dataset folder.
     Finished stages are reused on a re-run; exit code 1 when validation finds an error."""
-    from prefdata.build import build as run_build
     from prefdata.spec import load_spec
 
+    loaded = load_spec(spec)  # before the heavy imports: a bad spec fails at once
     if dry_run:
         from prefdata.dryrun import estimate
 
-        _print_estimate(estimate(load_spec(spec)), as_json)
+        _print_estimate(estimate(loaded), as_json)
         return
-    result = run_build(load_spec(spec), output=output, use_cache=not no_cache, fresh=fresh, start=start,
-                       until=until)
+    from prefdata.build import build as run_build
+
+    result = run_build(loaded, output=output, use_cache=not no_cache, fresh=fresh, start=start, until=until)
     if result.stopped_after:
         _err(f"stopped after {result.stopped_after}; stage outputs are in {result.output}")
         return
+    for stage, failed in (result.failed_requests or {}).items():
+        _err(f"warning: {failed['failed']} of {failed['requests']} {stage} requests failed (first error: "
+             f"{failed['first_error']}); the {stage} stage is not marked finished: run the same build again to "
+             f"retry them (finished answers come from the request cache)")
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
          f"dropped.parquet); validation {'passed' if result.validation_passed else 'FAILED (see README.md)'}")
     if not result.validation_passed:

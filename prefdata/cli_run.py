@@ -19,7 +19,10 @@ def _is(exc: BaseException, name: str) -> bool:
 
 
 def one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """The message on one line, credentials in URLs and Authorization values never reaching the terminal."""
+    from prefdata.redact import redact_text
+
+    return redact_text(" ".join(str(text).split()))
 
 
 def _usage_line(exc: Any, name: str) -> str:

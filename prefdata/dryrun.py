@@ -57,14 +57,17 @@ def estimate(spec: Spec) -> dict:
     from prefdata.build import read_prompts
     from prefdata.generate import generators, requests_for
 
-    from prefdata.backends.embedded import home
+    from prefdata.preflight import check_request_count, check_spec
+    from prefdata.sources import read_gold
 
+    cache = check_spec(spec)  # what the build would refuse, the dry run refuses too
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     if spec.generate is None:  # curation only: no model is asked anything
         return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "tokens_in": 0, "tokens_out_max": 0,
                 "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
     prompts = read_prompts(spec).kept
-    cache = spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite"
+    check_request_count(spec, prompts.height)
+    read_gold(spec)
     requests, _ = requests_for(prompts, spec.generate)
     lines = []
     prompt_tokens = sum(estimate_tokens(r) - r.params.max_tokens for r in requests) // max(len(requests), 1)

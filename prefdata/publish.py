@@ -18,6 +18,7 @@ import polars as pl
 import yaml
 
 from prefdata.errors import PrefdataError
+from prefdata.safe_yaml import loads
 
 # data.parquet goes up too: the stamp's file digest names it, so `align train` can check a downloaded copy.
 SIDE_FILES = ("data.parquet", "manifest.json", "validation.json", "margins.png", "length_diff.png",
@@ -47,7 +48,7 @@ def _card(folder: Path, splits: list[str]) -> str:
     meta, body = {}, text
     if text.startswith("---\n"):
         _, head, body = text.split("---\n", 2)
-        meta = yaml.safe_load(head) or {}
+        meta = loads(head, str(source)).data or {}  # a folder's card is user input: the bounded loader
     meta["configs"] = [{"config_name": "default",
                         "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body.lstrip("\n")

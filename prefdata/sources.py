@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import polars as pl
 
 from prefdata import schema
-from prefdata.errors import PrefdataError
+from prefdata.errors import InputError, PrefdataError
 from prefdata.io import ReadResult, read_dataset
 from prefdata.spec import SourceSpec, Spec
 
 STAGE = "sources"
 
 
-def _read(spec: Spec, source: SourceSpec) -> ReadResult:
-    return read_dataset(spec.resolve(source.path), format=source.format, split=source.split,
-                        on_error=source.on_error)
+def _read(spec: Spec, index: int) -> ReadResult:
+    source = spec.sources[index]
+    with _spec_keys(f"sources[{index}].format"):
+        return read_dataset(spec.resolve(source.path), format=source.format, split=source.split,
+                            on_error=source.on_error)
+
+
+@contextmanager
+def _spec_keys(key: str) -> Iterator[None]:
+    """A reader's advice for the command line ("pass --format") names the spec key to set instead."""
+    try:
+        yield
+    except InputError as exc:
+        if "pass --format" in exc.message:  # the same error, every attribute kept, with the spec's words
+            exc.message = exc.message.replace("pass --format", f"set {key} in the spec")
+            exc.args = (exc.location() + exc.message,)
+        raise
 
 
 def _limited(frame: pl.DataFrame, source: SourceSpec, id_column: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -26,8 +43,8 @@ def _limited(frame: pl.DataFrame, source: SourceSpec, id_column: str) -> tuple[p
 
 def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique: bool) -> schema.StageResult:
     frames, dropped = [], []
-    for source in spec.sources:
-        result = _read(spec, source)
+    for index, source in enumerate(spec.sources):
+        result = _read(spec, index)
         if result.kind not in want:
             hint = "a build without generation curates preference pairs only" if want == {"pairwise"} else \
                 "a source for generation needs prompts"
@@ -59,8 +76,9 @@ def read_gold(spec: Spec) -> pl.DataFrame | None:
     """The spec's known-answer pairs, or None."""
     if spec.gold is None:
         return None
-    result = read_dataset(spec.resolve(spec.gold.path), format=spec.gold.format)
+    with _spec_keys("gold.format"):
+        result = read_dataset(spec.resolve(spec.gold.path), format=spec.gold.format)
     if result.kind != "pairwise" or result.frame.height == 0:
-        raise PrefdataError(f"{spec.gold.path}: gold items must be preference pairs (found {result.kind}, "
-                            f"{result.frame.height} rows)")
+        raise PrefdataError(f"{spec.where('gold', 'path')}: {spec.gold.path}: gold items must be preference pairs "
+                            f"(found {result.kind}, {result.frame.height} rows)")
     return result.frame

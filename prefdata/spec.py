@@ -1,26 +1,38 @@
 """The build spec (`spec.yaml`): Pydantic models, every field documented, unknown keys rejected.
 
-Relative paths in a spec are relative to the spec file. Errors name the YAML path and line.
+Relative paths in a spec are relative to the spec file. Errors name the YAML path and line. A spec is
+hostile input: it is read with the bounded loader (`prefdata.safe_yaml`), every number is finite and
+bounded (a spec cannot ask for 10^15 candidates or a temperature of NaN), and judge templates are
+checked when the spec is read, not after the candidates were paid for.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import difflib
+import math
 import string
+import typing
+from math import comb
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Iterator, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
+from prefdata.safe_yaml import line_of, load
+from prefdata.redact import redact_text
 from prefdata.validators.thresholds import Thresholds
+
+MAX_REQUESTS = 1_000_000  # per build, unless the spec's max_requests says otherwise
+MAX_TEMPERATURE = 2.0  # OpenAI's upper bound; past it sampling is noise on every backend
+MAX_TOKENS = 131_072
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are refused in every float: `.nan` compares false with every bound
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BackendSpec(Strict):
@@ -29,18 +41,24 @@ class BackendSpec(Strict):
                                 "openai: OpenAI or any OpenAI-compatible server (base_url). anthropic: the "
                                 "Messages API. vllm: offline vllm.LLM on GPUs.")
     model: str | None = Field(None, description="Model id or folder (all kinds but embedded).")
-    batch_size: int = Field(8, ge=1, description="Requests per batch; each batch is cached before the next.")
+    batch_size: int = Field(8, ge=1, le=4096, description="Requests per batch; each batch is cached before the "
+                                                       "next.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ... (transformers, embedded)")
     base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8000/v1 (openai, anthropic).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key (default "
                                                       "OPENAI_API_KEY / ANTHROPIC_API_KEY). Keys never go in a spec.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight at once (openai, anthropic).")
-    rpm: float | None = Field(None, gt=0, description="Client-side limit: requests per minute.")
-    tpm: float | None = Field(None, gt=0, description="Client-side limit: tokens per minute (estimated).")
-    timeout_s: float = Field(60, gt=0, description="Timeout of one HTTP request, in seconds.")
-    max_attempts: int = Field(6, ge=1, description="Tries per request on 429, 5xx, timeouts and connection errors.")
-    retry_initial_s: float = Field(1.0, ge=0, description="First backoff wait; doubles each retry, with jitter.")
-    retry_max_s: float = Field(60.0, ge=0, description="Longest wait between tries (Retry-After included).")
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once (openai, anthropic).")
+    # Lower limits would not be rate limits but stalls: rpm 0.0001 is one request a week.
+    rpm: float | None = Field(None, ge=1, le=1e7, description="Client-side limit: requests per minute (at least 1).")
+    tpm: float | None = Field(None, ge=1000, le=1e10, description="Client-side limit: tokens per minute (estimated; "
+                                                                  "at least 1000).")
+    timeout_s: float = Field(60, ge=1, le=3600, description="Timeout of one HTTP request, in seconds (1 to 3600).")
+    max_attempts: int = Field(6, ge=1, le=20, description="Tries per request on 429, 5xx, timeouts and connection "
+                                                          "errors.")
+    retry_initial_s: float = Field(1.0, ge=0, le=600, description="First backoff wait; doubles each retry, with "
+                                                                  "jitter.")
+    retry_max_s: float = Field(60.0, ge=0, le=3600, description="Longest wait between tries (Retry-After "
+                                                                "included).")
     schema_retries: int = Field(2, ge=0, le=5, description="Re-asks when an answer does not match its JSON schema.")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for vllm.LLM (vllm).")
 
@@ -51,6 +69,16 @@ class BackendSpec(Strict):
             raise ValueError("a key never goes in a spec: put it in an environment variable and name that "
                              "variable with api_key_env")
         return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """Without a scheme or host every request would fail after the build started."""
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{redact_text(url)!r} is not an http:// or https:// URL with a host")
+        return url
 
     @model_validator(mode="after")
     def _model_for_transformers(self) -> "BackendSpec":
@@ -75,21 +103,22 @@ class ContrastSpec(Strict):
 
 class GenerateSpec(Strict):
     backend: BackendSpec = Field(default_factory=BackendSpec)
-    n: int = Field(2, ge=2, description="Candidates per prompt.")
-    temperatures: list[float] = Field([0.7, 1.0], min_length=1,
-                                      description="Sampling temperatures, used in turn across the n candidates.")
+    n: int = Field(2, ge=2, le=64, description="Candidates per prompt (2 to 64).")
+    temperatures: list[Annotated[float, Field(ge=0, le=MAX_TEMPERATURE)]] = Field(
+        [0.7, 1.0], min_length=1, max_length=64,
+        description="Sampling temperatures (0 to 2), used in turn across the n candidates.")
     top_p: float = Field(0.95, gt=0, le=1)
-    max_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    max_tokens: int = Field(256, ge=1, le=MAX_TOKENS, description="Longest answer, in tokens.")
     system_prompt: str | None = Field(None, description="System message put before every prompt.")
-    seed: int = 0
-    backends: list[BackendSpec] = Field(default_factory=list, description="Several generator models; each "
-                                        "writes n candidates per prompt (default: `backend` alone).")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    backends: list[BackendSpec] = Field(default_factory=list, max_length=16, description="Several generator "
+                                        "models; each writes n candidates per prompt (default: `backend` alone).")
     contrast: ContrastSpec | None = Field(None, description="Alternate a good and a bad system prompt across "
                                                             "the n samples.")
 
 
 class RubricSpec(Strict):
-    aspects: list[str] = Field(["helpfulness", "accuracy", "clarity", "safety"], min_length=1,
+    aspects: list[str] = Field(["helpfulness", "accuracy", "clarity", "safety"], min_length=1, max_length=32,
                                description="Named aspects a pointwise judge scores (UltraFeedback style).")
     scale: Literal[5, 10] = Field(10, description="Scores run from 1 to this.")
 
@@ -99,7 +128,7 @@ class JudgeSpec(Strict):
     kind: Literal["pairwise", "pointwise"] = Field(
         "pairwise", description="pairwise: A vs B with a winner. pointwise: a rubric score per answer.")
     backend: BackendSpec = Field(default_factory=BackendSpec)
-    max_tokens: int = Field(96, ge=8, description="Longest verdict, in tokens.")
+    max_tokens: int = Field(96, ge=8, le=MAX_TOKENS, description="Longest verdict, in tokens.")
     swap: bool = Field(True, description="Judge each pairwise comparison in both orders (position-bias check).")
     rubric: RubricSpec = Field(default_factory=RubricSpec)
     prompt: str | None = Field(None, description="Custom user-prompt template: {conversation}, {answer_a}, "
@@ -109,23 +138,39 @@ class JudgeSpec(Strict):
 
     @model_validator(mode="after")
     def _template_fields(self) -> "JudgeSpec":
-        """A template with an unknown {field} (often a JSON example with single braces) would fail only
-        after the candidates were paid for: refuse it when the spec is read."""
         if self.prompt is not None:
-            allowed = TEMPLATE_FIELDS[self.kind]
-            try:
-                used = {name for _, name, _, _ in string.Formatter().parse(self.prompt) if name is not None}
-            except ValueError as exc:
-                raise ValueError(f"prompt: {exc} (write literal braces as {{{{ and }}}})") from None
-            unknown = sorted(used - allowed)
-            if unknown:
-                raise ValueError(f"prompt: unknown field {{{unknown[0]}}} for a {self.kind} judge (fields: "
-                                 f"{', '.join(sorted(allowed))}; write literal braces as {{{{ and }}}})")
+            check_template(self.prompt, self.kind)
         return self
 
 
 TEMPLATE_FIELDS = {"pairwise": {"conversation", "answer_a", "answer_b", "nonce"},
                    "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"}}
+TEMPLATE_NEEDS = {"pairwise": ("answer_a", "answer_b"), "pointwise": ("answer",)}
+
+
+def check_template(template: str, kind: str) -> None:
+    """Everything `str.format` could fail on, or be made slow by, is refused when the spec is read, not
+    after the candidates were paid for: an unknown {field} (often a JSON example with single braces), a
+    conversion (`{answer_a!z}`) or a format spec (`{answer_a:>900000000}` asked for 3.6 GB). A template
+    that leaves out the answers would have the judge decide blind."""
+    allowed = TEMPLATE_FIELDS[kind]
+    hint = "write literal braces as {{ and }}"
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"prompt: {exc} ({hint})") from None
+    for name, spec, conv in fields:
+        if name not in allowed:
+            raise ValueError(f"prompt: unknown field {{{name}}} for a {kind} judge (fields: "
+                             f"{', '.join(sorted(allowed))}; {hint})")
+        if spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"prompt: {shown}: conversions (!r) and format specs (:d) are not allowed in a judge "
+                             f"template; write {{{name}}}")
+    missing = [name for name in TEMPLATE_NEEDS[kind] if name not in {f[0] for f in fields}]
+    if missing:
+        raise ValueError(f"prompt: a {kind} judge's template must show {{{missing[0]}}} (the judge would decide "
+                         f"without seeing it)")
 
 
 def judge_name(judge: JudgeSpec) -> str:
@@ -159,23 +204,23 @@ class OutputSpec(Strict):
 
 
 class PriceSpec(Strict):
-    input: float = Field(ge=0, description="USD per 1M input tokens.")
-    output: float = Field(ge=0, description="USD per 1M output tokens.")
+    input: float = Field(ge=0, le=1e6, description="USD per 1M input tokens.")
+    output: float = Field(ge=0, le=1e6, description="USD per 1M output tokens.")
 
 
 class Spec(Strict):
     name: str = Field(description="Dataset name, used in the card.")
     description: str = ""
-    sources: list[SourceSpec] = Field(min_length=1)
+    sources: list[SourceSpec] = Field(min_length=1, max_length=1000)
     generate: GenerateSpec | None = Field(
         default_factory=GenerateSpec, description="null: no generation or judging; the sources are preference "
                                                   "pairs to curate.")
-    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1,
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec()], min_length=1, max_length=16,
                                     description="The judge panel (one judge is a panel of one).")
     panel: PanelSpec = Field(default_factory=PanelSpec)
     gold: GoldSpec | None = Field(None, description="Known-answer pairs mixed in to measure each judge.")
     curate: list[StepConfig] = Field(
-        default_factory=lambda: [DedupeConfig()],
+        default_factory=lambda: [DedupeConfig()], max_length=64,
         description="Curation steps, in order: dedupe, near_dedupe, filter, decontaminate, length_balance, split "
                     "(a name, or a mapping with `step:` and options; see prefdata.curate.config).")
     _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
@@ -185,14 +230,31 @@ class Spec(Strict):
     cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
     prices: dict[str, PriceSpec] = Field(default_factory=dict,
                                          description="USD per 1M tokens per model; overrides the built-in table.")
-    max_cost: float | None = Field(None, gt=0, description="Stop sending requests once this many USD are spent; "
-                                                           "everything finished so far is kept.")
+    max_cost: float | None = Field(None, gt=0, le=1e9, description="Stop sending requests once this many USD are "
+                                                                   "spent; everything finished so far is kept.")
+    max_requests: int = Field(MAX_REQUESTS, ge=1, le=10**9, description="The most model requests one build may "
+                              "send (generation and judging, checked once the prompts are read, before any is "
+                              "sent).")
     base_dir: Path = Field(Path("."), exclude=True, description="Folder relative paths start from.")
     _env: dict[str, str] = PrivateAttr(default_factory=dict)  # interpolated ${NAME} values, kept out of outputs
+    _origin: tuple[Path, Any] | None = PrivateAttr(None)  # the file and its YAML nodes, for error lines
 
     def public(self) -> dict:
-        """The spec as JSON, with interpolated environment values shown as ${NAME}."""
+        """The spec as JSON, with interpolated environment values shown as ${NAME} and URL credentials
+        as ***: what manifest.json and the card may show."""
         return redact(self.model_dump(mode="json"), self._env)
+
+    def where(self, *loc: str | int) -> str:
+        """`spec.yaml:LINE: gold.path` for an error about the value at `loc`."""
+        dotted = ".".join(str(p) for p in loc)
+        if self._origin is None:
+            return f"spec: {dotted}"
+        path, node = self._origin
+        return f"{path}:{line_of(node, loc)}: {dotted}"
+
+    def shown(self, text: str) -> str:
+        """`text` (a name, a description, an error) as it may be written or printed."""
+        return redact(text, self._env)
 
     @model_validator(mode="before")
     @classmethod
@@ -212,57 +274,38 @@ class Spec(Strict):
             raise ValueError(f"judge names must differ (got {names}); set 'name' on each judge")
         return self
 
+    @model_validator(mode="after")
+    def _requests_bounded(self) -> "Spec":
+        """The prompts are not known yet, but one prompt's requests are: a spec whose single prompt would
+        exceed max_requests is refused now (the build checks the real count once the prompts are read)."""
+        if self.requests_per_prompt() > self.max_requests:
+            raise ValueError(f"one prompt would take {self.requests_per_prompt():,} requests (n x generators, "
+                             f"and every judge on each pair of candidates), more than max_requests "
+                             f"({self.max_requests:,})")
+        return self
+
+    def requests_per_prompt(self) -> int:
+        """Requests one prompt costs, before re-asks: its candidates, and every judge's verdicts on them."""
+        if self.generate is None:
+            return 0
+        candidates = self.generate.n * (len(self.generate.backends) or 1)
+        asks = [candidates if j.kind == "pointwise" else comb(candidates, 2) * (2 if j.swap else 1)
+                for j in self.judges]
+        return candidates + sum(asks)
+
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
 
-def _line_of(node: yaml.Node, loc: tuple) -> int | None:
-    """The line of the YAML node at `loc` (or of its nearest parent that exists)."""
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == part] or [k for k, _ in node.value if k.value == part]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def interpolate(text: str, path: Path) -> tuple[str, dict[str, str]]:
-    """`${NAME}` (or `${NAME:-default}`) from the environment; returns the text and the values used,
-    so that they can be kept out of anything written (manifest, card)."""
-    used: dict[str, str] = {}
-
-    def value(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            used[name] = os.environ[name]
-            return os.environ[name]
-        if default is not None:
-            return default
-        line = text.count("\n", 0, match.start()) + 1
-        raise PrefdataError(f"{path}:{line}: environment variable {name} is not set (write ${{{name}:-default}} "
-                            f"for a default)")
-
-    return _ENV.sub(value, text), used
-
-
 def redact(value: Any, secrets: dict[str, str]) -> Any:
-    """`value` (JSON-like) with every interpolated environment value put back as `${NAME}`."""
+    """`value` (JSON-like) with every interpolated environment value put back as `${NAME}` (longest
+    first, so a value inside another does not split it) and credentials in URLs as ***."""
     if isinstance(value, str):
-        for name, secret in secrets.items():
+        for name, secret in sorted(secrets.items(), key=lambda item: -len(item[1])):
             if secret:
                 value = value.replace(secret, "${" + name + "}")
-        return value
+        return redact_text(value)
     if isinstance(value, dict):
         return {k: redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -278,28 +321,69 @@ def json_schema() -> dict:
 
 
 def load_spec(path: str | Path) -> Spec:
+    """Read a spec: bounded YAML, `${NAME}` from the environment, then the models' checks."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PrefdataError(f"{path}: cannot read spec ({exc})") from None
-    text, used = interpolate(text, path)
-    try:
-        node = yaml.compose(text)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise PrefdataError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
+    loaded = load(path, what="spec", interpolate=True)
+    if not isinstance(loaded.data, dict):
         raise PrefdataError(f"{path}: a spec is a YAML mapping")
     try:
-        spec = Spec.model_validate({**data, "base_dir": path.parent})
-        spec._env = used
-        return spec
+        spec = Spec.model_validate({**loaded.data, "base_dir": path.parent})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        dotted = ".".join(str(p) for p in loc) or "(top)"
-        line = _line_of(node, loc) if node is not None else None
-        raise PrefdataError(f"{path}:{line}: {dotted}: {err['msg']}") from None
+        raise PrefdataError(f"{path}:{describe(exc, loaded.node, Spec)}") from None
+    for loc, value in _non_finite(loaded.data):  # what the models take as they are (curate, validation, ...)
+        dotted = ".".join(map(str, loc))
+        raise PrefdataError(f"{path}:{line_of(loaded.node, loc)}: {dotted}: {value} is not a finite number")
+    spec._env, spec._origin = loaded.env, (path, loaded.node)
+    return spec
+
+
+def _non_finite(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """Every NaN or infinity in the parsed YAML: no key of a spec has a use for one (a `.nan` margin
+    compares false with everything and silently drops every pair)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, loc + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, loc + (index,))
+
+
+def describe(exc: ValidationError, node: Any, model: type[BaseModel]) -> str:
+    """`LINE: dotted.path: message` for a model's first error; an unknown key gets the nearest known one."""
+    errors = exc.errors()
+    # a misspelt key also leaves its real one missing: name the misspelling, with its near match
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    dotted = ".".join(str(p) for p in loc) or "(top)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        names = _known_keys(model, loc[:-1])
+        near = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+        message = f"unknown key {loc[-1]!r}" + (f" (did you mean {near[0]!r}?)" if near else
+                                               f" (known: {', '.join(sorted(names))})" if names else "")
+    return f"{line_of(node, loc)}: {dotted}: {message}"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The Pydantic models an annotation can hold (through Optional, list, dict, Union, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed at `loc` (a Pydantic error location without its last part)."""
+    models = [model]
+    for part in loc:
+        if not isinstance(part, str):
+            continue  # a list index
+        inner = [m for cls in models if part in cls.model_fields for m in _models_in(cls.model_fields[part].annotation)]
+        if inner:
+            models = inner
+        else:  # a dict key, or a union's tag (curate.0.filter): pick the member the tag names
+            tagged = [cls for cls in models if getattr(cls.model_fields.get("step"), "default", None) == part]
+            models = tagged or models
+    return sorted({name for cls in models for name, f in cls.model_fields.items() if not f.exclude}
+                  | ({"judge"} if models == [Spec] else set()))

@@ -3,7 +3,8 @@
 Answers are deterministic functions of the request (so a re-run can be compared), and the server
 records every request. Faults are scripted: a queue of faults served to the next requests in turn
 (`429` with Retry-After, `500`, `529`, `timeout`, `truncate`, `badjson`, `400`), requests whose text
-holds ALWAYS500 always fail, and `hang_after` answers that many requests, then holds the rest
+holds ALWAYS500 always fail, those holding ECHO_AUTH are refused with their credentials echoed in the
+error (a leak test), and `hang_after` answers that many requests, then holds the rest
 unanswered until `release()` (to kill a client mid-run). Run as a script, it serves until killed.
 """
 
@@ -132,6 +133,9 @@ def _handler(fake: FakeLLM):
             anthropic = self.path.endswith("/messages")
             bearer = (self.headers.get("authorization") or "").removeprefix("Bearer ")
             given = (self.headers.get("x-api-key") or bearer) if anthropic else bearer
+            if "ECHO_AUTH" in text_of(body):  # refused, credentials echoed back (as some proxies do)
+                return self._send(401, {"error": {"message": f"refused: Authorization: {self.headers.get('authorization')}"
+                                                              f"; x-api-key: {self.headers.get('x-api-key')}"}})
             if fake.api_key and given != fake.api_key:
                 return self._send(401, {"error": {"message": f"Incorrect API key provided: {given}"}})
             fault = fake.decide(body)

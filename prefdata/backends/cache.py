@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from prefdata.backends.base import Backend, ChatRequest, ChatResponse
+from prefdata.errors import PrefdataError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -30,14 +31,17 @@ CREATE TABLE IF NOT EXISTS responses (
 class RequestCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=10000")  # two builds may share one cache file
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives the process being killed (not a power cut), without an fsync each.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
-        self._db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=10000")  # two builds may share one cache file
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed (not a power cut), without an fsync each.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(SCHEMA)
+            self._db.commit()
+        except (sqlite3.Error, OSError) as exc:  # a folder, a file that is not SQLite, no permission
+            raise PrefdataError(f"{self.path}: cannot use as the request cache ({exc}); name another file") from None
         self.hits = 0
         self.misses = 0
 

@@ -13,6 +13,7 @@ from prefdata.backends.base import ChatRequest, ChatResponse
 from prefdata.backends.ratelimit import RateLimits
 from prefdata.backends.retry import Failure, with_retries
 from prefdata.errors import PrefdataError
+from prefdata.redact import url_secrets
 
 
 def run_sync(coro: Awaitable) -> Any:
@@ -84,7 +85,7 @@ class HTTPBackend:
         await self.limits.acquire(request)
         try:
             return await with_retries(lambda: self._attempt(request, native), **self.retry,
-                                      secrets=(os.environ.get(self.key_env),))
+                                      secrets=(os.environ.get(self.key_env), *url_secrets(self.base_url)))
         except Failure as failure:
             return ChatResponse(None, error=str(failure))
 

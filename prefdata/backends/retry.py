@@ -10,7 +10,6 @@ response `"category: message (after N attempts)"`, so it fails its row, never it
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -19,10 +18,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_base
 
 from prefdata.errors import PrefdataError
+from prefdata.redact import redact_text
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection", "bad_response"}
-_SECRETISH = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_*\-]{6,}", re.IGNORECASE)
 
 
 @dataclass
@@ -62,11 +61,8 @@ def retry_after_s(headers) -> float | None:
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove API keys from an error message (servers sometimes echo them)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _SECRETISH.sub("***", text)
+    """Remove API keys and credentials from an error message (servers sometimes echo them)."""
+    return redact_text(text, *secrets)
 
 
 def classify(exc: BaseException) -> Failure:

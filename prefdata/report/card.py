@@ -90,9 +90,9 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str]
     tokens = "; ".join(f"{m}: {t['tokens_in']} in, {t['tokens_out']} out" for m, t in manifest["tokens"].items())
     mean_chars = figures.get("mean_chars", {})
     return f"""{_metadata(spec)}
-# {spec.name}
+# {spec.shown(spec.name)}
 
-{spec.description or "A preference dataset built with prefdata."}
+{spec.shown(spec.description) or "A preference dataset built with prefdata."}
 
 - **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
 - **Fingerprint:** `{manifest["fingerprint"]}`

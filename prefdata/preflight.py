@@ -1,0 +1,100 @@
+"""What a spec can know, checked before its first request (DESIGN.md, rule 9): the files it names, the
+request cache, the format names, and how many requests the build would send.
+
+`prefdata build` and `prefdata build --dry-run` both run `check_spec` first, so a missing gold file or a
+cache path that names a folder fails in one line before anything is spent, not after generation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefdata.errors import PrefdataError
+from prefdata.spec import Spec
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_spec(spec: Spec) -> Path:
+    """Every check that needs no model; returns the request cache's path."""
+    from prefdata.io.formats import FORMATS
+
+    for i, source in enumerate(spec.sources):
+        _readable(spec.resolve(source.path), spec.where("sources", i, "path"))
+        _format(source.format, spec.where("sources", i, "format"), FORMATS)
+    if spec.gold is not None:
+        _readable(spec.resolve(spec.gold.path), spec.where("gold", "path"))
+        _format(spec.gold.format, spec.where("gold", "format"), FORMATS)
+    for i, step in enumerate(spec.curate):
+        for j, name in enumerate(getattr(step, "eval_sets", None) or []):  # opened as given by decontaminate
+            _readable(Path(name), spec.where("curate", i, "eval_sets", j))
+    return check_cache(spec)
+
+
+def _readable(path: Path, key: str) -> None:
+    from prefdata.io.sources import HUB_ID
+
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise PrefdataError(f"{key}: {path}: folder not readable")
+        return
+    if not path.exists():
+        if HUB_ID.match(str(path)):
+            return  # a Hub dataset id: it is fetched when read
+        raise PrefdataError(f"{key}: {path}: no such file or folder")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise PrefdataError(f"{key}: {path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _format(name: str | None, key: str, known) -> None:
+    if name is not None and name not in known:
+        raise PrefdataError(f"{key}: unknown format {name!r} (choose from {', '.join(known)})")
+
+
+def cache_path(spec: Spec) -> Path:
+    from prefdata.backends.embedded import home
+
+    return spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite"
+
+
+def check_cache(spec: Spec) -> Path:
+    """The cache must be a SQLite file, or a file that can be created: a folder (sqlite's 'unable to open
+    database file' after the run had started) or an unwritable place is refused before anything runs."""
+    path = cache_path(spec)
+    key = spec.where("cache") if spec.cache else "the request cache (PREFDATA_HOME)"
+    if path.is_dir():
+        raise PrefdataError(f"{key}: {path} is a folder; name a file, e.g. {path / 'requests.sqlite'}")
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise PrefdataError(f"{key}: {path}: cannot read ({exc.strerror or exc})") from None
+        if head and head != SQLITE_MAGIC:
+            raise PrefdataError(f"{key}: {path} is not a SQLite file (not a request cache); name another file")
+        if not os.access(path, os.W_OK):
+            raise PrefdataError(f"{key}: {path}: not writable")
+        return path
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PrefdataError(f"{key}: {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PrefdataError(f"{key}: {path}: cannot create it ({parent} is not writable)")
+    return path
+
+
+def check_request_count(spec: Spec, prompts: int) -> int:
+    """Refuse a build that would send more than `max_requests`, before a request list is even built."""
+    total = prompts * spec.requests_per_prompt()
+    if total > spec.max_requests:
+        raise PrefdataError(f"{spec.where('max_requests')}: this build would send {total:,} requests ({prompts:,} prompts x "
+                            f"{spec.requests_per_prompt():,} each: candidates and judge verdicts), more than "
+                            f"max_requests ({spec.max_requests:,}); raise max_requests in the spec if you mean it, "
+                            f"or lower n, the generators, the judges or sources[].limit")
+    return total
