@@ -46,6 +46,7 @@ class BuildResult:
     manifest: dict
     stopped_after: str | None = None  # set when --until ended the run early
     validation_passed: bool | None = None
+    failed_checks: list[str] | None = None  # error-level checks that failed, each "name (message)"
 
 
 def _versions() -> dict[str, str]:
@@ -214,8 +215,8 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "dropped": dict(sorted(dropped.group_by("reason").len().iter_rows())),
         "judging": flow.judging,
         "validation": {"passed": report.passed,
-                       "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "value")}
-                                  for c in report.checks]},
+                       "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "skipped", "value",
+                                                               "message")} for c in report.checks]},
         "stages": {"ran": runner.ran, "reused": runner.reused},
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
@@ -226,4 +227,6 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     plots = write_plots(flow.data, out)
     (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
-    return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed)
+    failed = [f"{c.name} ({c.message})" for c in report.checks if c.severity == "error" and not c.passed]
+    return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,
+                       failed_checks=failed)

@@ -153,8 +153,10 @@ def build(
     if result.stopped_after:
         _err(f"stopped after {result.stopped_after}; stage outputs are in {result.output}")
         return
+    verdict = "passed" if result.validation_passed else f"FAILED: {'; '.join(result.failed_checks or [])} " \
+        "(see README.md; align train refuses this data)"
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
-         f"dropped.parquet); validation {'passed' if result.validation_passed else 'FAILED (see README.md)'}")
+         f"dropped.parquet); validation {verdict}")
     if not result.validation_passed:
         raise typer.Exit(1)
 

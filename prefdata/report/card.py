@@ -59,15 +59,59 @@ def _judges_table(judging: dict) -> str:
     return "\n".join(lines)
 
 
+def _outcome(check: dict) -> str:
+    if check.get("skipped"):
+        return "skipped"  # nothing to judge: never "yes"
+    return "yes" if check["passed"] else "**no**"
+
+
 def _validation(validation: dict) -> str:
     if not validation:
         return "Not validated."
     lines = [f"**{'Passed' if validation['passed'] else 'Failed'}** (`validation.json` is the stamp that "
-             f"`align train` checks).", "", "| check | severity | passed | value |", "|---|---|---|---|"]
+             f"`align train` checks).", "", "| check | severity | passed | value | detail |", "|---|---|---|---|---|"]
     for check in validation["checks"]:
-        lines.append(f"| {check['name']} | {check['severity']} | {'yes' if check['passed'] else '**no**'} | "
-                     f"{check['value']} |")
+        value = "" if check["value"] is None else check["value"]
+        detail = (check.get("message") or "").replace("|", "\\|")
+        lines.append(f"| {check['name']} | {check['severity']} | {_outcome(check)} | {value} | {detail} |")
     return "\n".join(lines)
+
+
+def _train_model(spec: Spec) -> tuple[str, str]:
+    """The --model for the card's training command, and a sentence on it: the model the build used when it
+    can be trained here (the embedded folder works offline), else a placeholder and how to pick one."""
+    from prefdata.generate import generators
+
+    pick = ("the SFT model you will train: a local folder or a Hub id with a chat template "
+            "(`prefdata models path` prints the embedded SmolLM2-135M-Instruct folder, which works offline)")
+    backends = generators(spec.generate) if spec.generate is not None else []
+    local = [b for b in backends if b.kind in ("embedded", "transformers", "vllm")]
+    if not local:
+        return "YOUR_SFT_MODEL", f"Replace `YOUR_SFT_MODEL` with {pick}."
+    if local[0].kind == "embedded":
+        return '"$(prefdata models path)"', ("`prefdata models path` prints the folder of the embedded "
+                                             "SmolLM2-135M-Instruct that wrote these answers; no network needed.")
+    return local[0].model, f"`{local[0].model}` wrote these answers; any other SFT model works: {pick}."
+
+
+def _use(spec: Spec, passed: bool) -> str:
+    load = """```python
+from datasets import load_dataset
+pairs = load_dataset("parquet", data_files="data.parquet", split="train")
+```"""
+    if not passed:
+        return (f"{load}\n\nValidation failed, so `align train` refuses this data: fix what the failed checks "
+                "above name (or change the spec) and build again.")
+    model, note = _train_model(spec)
+    return f"""{load}
+
+Train on it from this folder (the data must carry a passing `validation.json`):
+
+```bash
+align train --method dpo --profile cpu --model {model} --data . --output model
+```
+
+{note}"""
 
 
 def _plots(plots: list[str]) -> str:
@@ -121,16 +165,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 ## Use
 
-```python
-from datasets import load_dataset
-pairs = load_dataset("parquet", data_files="data.parquet", split="train")
-```
-
-Train on it (the data must carry a passing `validation.json`):
-
-```bash
-align train --method dpo --profile cpu --model HuggingFaceTB/SmolLM2-135M-Instruct --data . --output model
-```
+{_use(spec, bool((manifest.get("validation") or {}).get("passed")))}
 
 `manifest.json` holds the full spec, the counts, the stages run and reused, and the package versions.
 """

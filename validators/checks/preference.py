@@ -8,10 +8,20 @@ from prefdata.validators.inputs import Inputs, example_rows
 from prefdata.validators.result import CheckResult, skipped
 
 
+NOUNS = {"pairwise": "pairs", "unpaired": "examples", "prompts": "prompts"}
+
+
+def rows(inp: Inputs) -> CheckResult:
+    """An error below `required_rows` (1): a build that kept nothing must not pass, whatever else holds."""
+    least = inp.thresholds.required_rows
+    short = "" if inp.rows >= least else f"; at least {least} needed"
+    return CheckResult("rows", "error", inp.rows >= least, inp.rows, f">= {least}",
+                       f"{inp.rows} {NOUNS[inp.kind]}{short}")
+
+
 def size(inp: Inputs) -> CheckResult:
     least = inp.thresholds.min_pairs
-    noun = {"pairwise": "pairs", "unpaired": "examples", "prompts": "prompts"}[inp.kind]
-    return CheckResult("size", "warning", inp.rows >= least, inp.rows, f">= {least}", f"{inp.rows} {noun}")
+    return CheckResult("size", "warning", inp.rows >= least, inp.rows, f">= {least}", f"{inp.rows} {NOUNS[inp.kind]}")
 
 
 def length_bias(inp: Inputs) -> CheckResult:
