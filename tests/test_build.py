@@ -56,17 +56,23 @@ def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
     work, _, _ = built
     judging = json.loads((work / "first" / "manifest.json").read_text())["judging"]
     pairwise, rubric = judging["judges"]["smol-pairwise"], judging["judges"]["smol-rubric"]
-    assert pairwise["swapped_comparisons"] > 0 and 0 <= pairwise["position_consistency"] <= 1
-    assert rubric["position_consistency"] is None  # pointwise: no order shown
+    consistency = pairwise["position_consistency"]
+    assert consistency["n"] > 0 and 0 <= consistency["ci95"][0] <= consistency["value"] <= consistency["ci95"][1] <= 1
+    assert rubric["position_consistency"]["value"] is None  # pointwise: no order shown
     for figures in (pairwise, rubric):
-        assert figures["gold_items"] == 4 and 0 <= figures["gold_accuracy"] <= 1
-        assert 0 <= figures["parse_failure_rate"] <= 1
+        assert figures["gold_accuracy"]["n"] == 4 and figures["gold_accuracy"]["few"]
+        assert figures["parse_failure_rate"]["n"] == figures["verdicts"]
     matrix = judging["agreement"]
     assert set(matrix) == {"smol-pairwise", "smol-rubric"} and matrix["smol-pairwise"]["smol-rubric"]["items"] > 0
+    assert "smol-pairwise" not in matrix["smol-pairwise"]  # no diagonal, for any judge
+    data = pl.read_parquet(work / "first" / "data.parquet")
+    one_judge = data.filter(pl.col("judges").list.len() < 2)
+    assert one_judge["agreement"].null_count() == one_judge.height  # agreement needs two judges
     scores = pl.read_parquet(work / "first" / "scores.parquet")
     assert set(scores["judge"]) == {"smol-rubric"} and scores["raw"].null_count() == 0
     card = (work / "first" / "README.md").read_text()
     assert "position consistency" in card and "Agreement between judges" in card and "gold accuracy" in card
+    assert "swapped comparisons; 95% CI" in card and "of 4 gold items; 95% CI" in card
 
 
 def test_judgments_are_parsed_not_executed(built):
