@@ -113,15 +113,16 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
 
     def run_judge():
         result = judge(generated.kept, spec.judges, ctx, prompts=prompts, gold=gold)
-        side = {"report": judge_report(result.kept, spec.panel.inconsistent, spec.gold),
-                "counts": _judge_counts(result), "incomplete": _incomplete(result)}
+        side = {"counts": _judge_counts(result), "incomplete": _incomplete(result)}
         if ctx.artifacts.get("scores"):
             side["scores"] = pl.concat(ctx.artifacts.pop("scores"))
         return result, side
 
     judged, judged_extras = runner.stage("judge", [generated.kept, prompts] + ([gold] if gold is not None else []),
                                          judge_config, run_judge)
-    judging, counts["judge"] = judged_extras["report"], judged_extras["counts"]
+    counts["judge"] = judged_extras["counts"]
+    # computed from the judgments on every run, so a judge stage saved by an older version gets today's figures
+    judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
     voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
     if not voters:
         raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy})")
