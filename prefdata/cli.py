@@ -48,10 +48,14 @@ def _err(message: str) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let libraries print their progress bars and notes."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback("prefdata"),
                                  help="Print the version and exit."),
 ) -> None:
+    from prefdata.noise import configure
+
     _state["debug"] = debug
+    configure(verbose)
 
 
 FORMAT_HELP = ("Input format (detected when omitted): trl-standard, trl-conversational, trl-implicit, hh-rlhf, "

@@ -34,6 +34,8 @@ def test_build_writes_the_four_files(built):
     for name in ("data.parquet", "dropped.parquet", "manifest.json", "README.md"):
         assert (out / name).is_file(), name
     assert "pairs written to" in first.stderr
+    assert first.stdout == "" and "Loading weights" not in first.stderr and "it/s]" not in first.stderr  # no tqdm
+    assert "judge (smol-pairwise): 96/96 (100%)" in first.stderr  # one-line progress: stderr is not a terminal
 
 
 def test_every_stage_accounts_for_its_rows(built):
