@@ -178,15 +178,19 @@ def _print_estimate(found: dict, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"dry run: {found['prompts']} prompts (output tokens and USD are upper bounds)")
-    for column in ("stage", "model", "requests", "cached", "tokens_in", "tokens_out_max", "usd_max"):
-        table.add_column(column)
+    for column in ("stage", "name", "model", "requests", "cached", "to send", "tokens_in", "tokens_out_max",
+                   "usd_max"):
+        table.add_column(column, no_wrap=column != "model")
     for line in found["lines"]:
         usd = "unknown price" if line["usd_max"] is None else f"${line['usd_max']:.4f}"
-        table.add_row(line["stage"], f"{line['backend']}:{line['model']}", str(line["requests"]),
-                      str(line["cached"]), f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
-    Console().print(table)
+        sent = f"{line['to_send']}" + (f" ({line['estimated']} estimated)" if line["estimated"] else "")
+        table.add_row(line["stage"], line["name"], f"{line['backend']}:{line['model']}", str(line["requests"]),
+                      str(line["cached"]), sent, f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     budget = f" (max_cost ${found['max_cost']:.2f})" if found["max_cost"] else ""
-    typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}")
+    guess = (f"; {found['estimated']} estimated: judging answers not generated yet, re-asks not counted"
+             if found["estimated"] else "")
+    typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}{guess}")
 
 
 def _cache(path: Optional[Path]):
