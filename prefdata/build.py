@@ -27,6 +27,8 @@ from prefdata.generate import generate, generators
 from prefdata.io import write_table
 from prefdata.judge.report import judge_report
 from prefdata.judge.stage import judge
+from prefdata.outdir import BUILD as BUILD_FILES
+from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
 from prefdata.report.card import render_card
 from prefdata.report.plots import write_plots
@@ -47,6 +49,7 @@ class BuildResult:
     stopped_after: str | None = None  # set when --until ended the run early
     validation_passed: bool | None = None
     failed_checks: list[str] | None = None  # error-level checks that failed, each "name (message)"
+    removed: list[str] | None = None  # files an earlier build left in the folder that this one did not write
 
 
 def _versions() -> dict[str, str]:
@@ -172,6 +175,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
+    claim(out, BUILD_FILES, "prefdata build")  # before anything runs: never beside another dataset
     from prefdata.backends.cost import Meter, price_table
     from prefdata.backends.embedded import home
 
@@ -227,7 +231,10 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     plots = write_plots(flow.data, out)
+    written = {"data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", *plots,
+               *(f"{name}.parquet" for name in flow.tables)}
+    removed = remove_stale(out, BUILD_FILES, written, keep=(".run",))
     (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
     failed = [f"{c.name} ({c.message})" for c in report.checks if c.severity == "error" and not c.passed]
     return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,
-                       failed_checks=failed)
+                       failed_checks=failed, removed=removed)

@@ -76,7 +76,15 @@ def convert(
     """Convert a preference dataset between formats. Input rows = written + rejected."""
     from prefdata.io import read_dataset, write_table
 
+    from prefdata.io.writers import output_kind
+    from prefdata.outdir import SAVE_TO_DISK, claim, remove_stale
+
+    folder = output_kind(output) == "folder"
+    if folder:  # never beside another dataset (a build's data.parquet would be read instead)
+        claim(output, SAVE_TO_DISK, "prefdata convert")
     result = read_dataset(source, format=format, on_error=on_error.value, split=split)
+    if folder and output.is_dir() and (removed := remove_stale(output, SAVE_TO_DISK, set())):
+        _err(f"replaced the dataset {output} held ({', '.join(removed)})")
     write_table(result.frame, output, form=to.value)
     line = f"{result.rows_in} rows in ({result.format}, {result.kind}): {result.frame.height} written to {output}"
     if result.dropped.height:
@@ -159,6 +167,9 @@ def build(
         return
     verdict = "passed" if result.validation_passed else f"FAILED: {'; '.join(result.failed_checks or [])} " \
         "(see README.md; align train refuses this data)"
+    if result.removed:
+        _err(f"removed what an earlier build left in {result.output} and this one did not write: "
+             f"{', '.join(result.removed)}")
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
          f"dropped.parquet); validation {verdict}")
     if not result.validation_passed:
