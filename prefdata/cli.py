@@ -75,7 +75,6 @@ def convert(
 ) -> None:
     """Convert a preference dataset between formats. Input rows = written + rejected."""
     from prefdata.io import read_dataset, write_table
-
     from prefdata.io.writers import output_kind
     from prefdata.outdir import SAVE_TO_DISK, claim, remove_stale
 

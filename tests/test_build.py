@@ -123,3 +123,20 @@ def test_load_dataset_and_dpo_trainer_accept_the_data(built, embedded_model, tmp
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
     assert result.global_step == 1 and result.training_loss > 0
+
+
+def test_the_cards_training_command_runs_offline(built, embedded_model, tmp_path):
+    """The card names the model the build used (`prefdata models path`), not a Hub id that fails offline."""
+    import os
+    import subprocess
+
+    work, _, _ = built
+    card = (work / "first" / "README.md").read_text()
+    command = next(line for line in card.splitlines() if line.startswith("align train "))
+    assert "HuggingFaceTB" not in command and "$(prefdata models path)" in command
+    command = command.replace("--output model", f"--output {tmp_path / 'run'}")
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(["bash", "-c", f"{command} --max-steps 1 --max-length 128 --eval-fraction 0.2"],
+                          cwd=work / "first", env=offline, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "model").is_dir() and "FutureWarning" not in done.stderr
