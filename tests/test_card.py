@@ -58,6 +58,9 @@ def test_agreement_is_between_two_judges_only(card):
     alone = judge_report(_judgments().filter(pl.col("judge") == "smol-rubric"), "tie")
     one = render_card(load_spec(QUICKSTART), _longer_chosen_pairs(), _manifest(alone))
     assert "needs two or more judges; this panel has one" in one
+    same = _judgments().with_columns(winner=pl.lit("a"))  # one label each: kappa undefined
+    card = render_card(load_spec(QUICKSTART), _longer_chosen_pairs(), _manifest(judge_report(same, "tie")))
+    assert "| undefined (8 items: a judge gave one label only, or none) | 100% (8 of 8 items;" in card
 
 
 def test_length_bias_in_words_when_every_pair_prefers_the_longer_answer(card):

@@ -57,7 +57,9 @@ def _agreement(matrix: dict) -> str:
              "| judges | Cohen's kappa | raw agreement |", "|---|---|---|"]
     for a, b in pairs:
         cell = matrix[a][b]
-        lines.append(f"| {a} / {b} | {describe(cell['kappa'], percent=False, noun='items')} | "
+        kappa = (describe(cell["kappa"], percent=False, noun="items") if cell["kappa"]["value"] is not None else
+                 f"undefined ({cell['items']} items: a judge gave one label only, or none)")
+        lines.append(f"| {a} / {b} | {kappa} | "
                      f"{describe(cell['raw'], noun='items')} |")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from prefdata.rates import describe, rate
 from prefdata.validators.inputs import Inputs, example_rows
 from prefdata.validators.result import CheckResult, skipped
 
@@ -34,10 +35,13 @@ def length_bias(inp: Inputs) -> CheckResult:
     frac, corr = report.get("chosen_longer_frac"), report.get("correlation")
     if frac is None:
         return skipped("length_bias", "warning", "no pairs to measure")
+    n = report["pairs"]
+    longer = round(frac * n)
     ok = t.min_chosen_longer <= frac <= t.max_chosen_longer and (corr is None or abs(corr) <= t.max_length_correlation)
     return CheckResult("length_bias", "warning", ok, frac,
                        f"{t.min_chosen_longer}..{t.max_chosen_longer}, |correlation| <= {t.max_length_correlation}",
-                       f"chosen is longer in {frac:.1%} of pairs; correlation {corr}", figures=dict(report))
+                       f"chosen is the longer answer in {describe(rate(longer, n).as_dict(), noun='pairs')}; "
+                       f"correlation {corr}", figures=dict(report))
 
 
 def margin(inp: Inputs) -> CheckResult:
