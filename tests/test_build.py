@@ -139,4 +139,5 @@ def test_the_cards_training_command_runs_offline(built, embedded_model, tmp_path
     done = subprocess.run(["bash", "-c", f"{command} --max-steps 1 --max-length 128 --eval-fraction 0.2"],
                           cwd=work / "first", env=offline, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "run" / "model").is_dir() and "FutureWarning" not in done.stderr
+    assert (tmp_path / "run" / "model").is_dir()
+    assert "FutureWarning" not in done.stderr and "Loading weights" not in done.stderr  # align's noise is gone
