@@ -41,7 +41,7 @@ class Lines:
         self.done = 0
         self.started = self.last = clock()
 
-    def line(self, final: bool = False) -> str:
+    def line(self, end: str = "") -> str:
         elapsed = self.clock() - self.started
         rate = f"{self.done / elapsed:.2f}/s" if elapsed > 0 and self.done else "-/s"
         share = f" ({self.done / self.total:.0%})" if self.total else ""
@@ -50,11 +50,12 @@ class Lines:
         except RuntimeError:  # the meter changed while this thread read it: leave it out of this line
             extra = ""
         return (f"{self.name}: {self.done}/{self.total}{share}, {rate}, {_clock(elapsed)} elapsed"
-                f"{', done' if final else ''}{', ' + extra if extra else ''}")
+                f"{', ' + end if end else ''}{', ' + extra if extra else ''}")
 
-    def emit(self, final: bool = False) -> None:
+    def emit(self, end: str = "") -> None:
+        """One line; `end` says how the stage ended (done, stopped)."""
         self.last = self.clock()
-        print(self.line(final), file=self.stream, flush=True)
+        print(self.line(end), file=self.stream, flush=True)
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -82,12 +83,14 @@ def line_progress(name: str, total: int, stream: TextIO | None = None, extra: Ca
 
     thread = threading.Thread(target=heartbeat, daemon=True, name="prefdata-progress")
     thread.start()
+    end = "stopped"
     try:
         yield lines.advance
+        end = "done"
     finally:
         stop.set()
         thread.join()
-        lines.emit(final=True)
+        lines.emit(end)
 
 
 @contextmanager

@@ -45,7 +45,7 @@ def test_lines_print_every_interval_and_at_the_end():
     assert lines.tick(10)
     now[0] = 24.0
     lines.advance(8)
-    lines.emit(final=True)
+    lines.emit("done")
     assert out.getvalue().splitlines() == [
         "generate (fake-gpt): 0/12 (0%), -/s, 0:00:00 elapsed, $0.0000",
         "generate (fake-gpt): 4/12 (33%), 0.40/s, 0:00:10 elapsed, $0.0000",
@@ -59,6 +59,14 @@ def test_line_progress_prints_start_and_end_lines():
         advance(3)
     first, *_, last = out.getvalue().splitlines()
     assert first.startswith("stage: 0/3 (0%)") and last.startswith("stage: 3/3 (100%)") and ", done" in last
+    broken = io.StringIO()
+    try:
+        with line_progress("stage", 3, stream=broken, every=60) as advance:
+            advance(1)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert broken.getvalue().splitlines()[-1].startswith("stage: 1/3 (33%)") and ", stopped" in broken.getvalue()
 
 
 def test_a_build_with_stderr_captured_prints_progress_lines_and_nothing_on_stdout(tmp_path):
