@@ -134,7 +134,7 @@ def test_the_cards_training_command_runs_offline(built, embedded_model, tmp_path
     card = (work / "first" / "README.md").read_text()
     command = next(line for line in card.splitlines() if line.startswith("align train "))
     assert "HuggingFaceTB" not in command and "$(prefdata models path)" in command
-    command = command.replace("--output model", f"--output {tmp_path / 'run'}")
+    command = command.replace("--output ../prefdata-quickstart-dpo", f"--output {tmp_path / 'run'}")
     offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run(["bash", "-c", f"{command} --max-steps 1 --max-length 128 --eval-fraction 0.2"],
                           cwd=work / "first", env=offline, capture_output=True, text=True)

@@ -70,4 +70,4 @@ def test_length_bias_in_words_when_every_pair_prefers_the_longer_answer(card):
 
 def test_training_command_uses_the_embedded_model_not_a_hub_id(card):
     assert "HuggingFaceTB" not in card
-    assert 'align train --method dpo --profile cpu --model "$(prefdata models path)" --data . --output model' in card
+    assert 'align train --method dpo --profile cpu --model "$(prefdata models path)" --data . --output ../prefdata-quickstart-dpo' in card

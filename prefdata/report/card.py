@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import yaml
 
@@ -143,6 +145,11 @@ def _train_model(spec: Spec) -> tuple[str, str]:
     return local[0].model, f"`{local[0].model}` wrote these answers; any other SFT model works: {pick}."
 
 
+def _slug(name: str) -> str:
+    """A folder name a shell takes as it is."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "dataset"
+
+
 def _use(spec: Spec, passed: bool) -> str:
     load = """```python
 from datasets import load_dataset
@@ -154,10 +161,11 @@ pairs = load_dataset("parquet", data_files="data.parquet", split="train")
     model, note = _train_model(spec)
     return f"""{load}
 
-Train on it from this folder (the data must carry a passing `validation.json`):
+Train on it from this folder (the data must carry a passing `validation.json`; the run goes beside the
+folder, since a build refuses a folder holding files it does not write):
 
 ```bash
-align train --method dpo --profile cpu --model {model} --data . --output model
+align train --method dpo --profile cpu --model {model} --data . --output ../{_slug(spec.name)}-dpo
 ```
 
 {note}"""
