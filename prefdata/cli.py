@@ -184,6 +184,9 @@ def _print_estimate(found: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
+    if not found["lines"]:
+        typer.echo("dry run: this spec only curates (generate: null); no model is asked anything. to send: 0 requests")
+        return
     from rich.console import Console
     from rich.table import Table
 
