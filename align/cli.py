@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,8 +30,13 @@ def _logging() -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback("align"),
-                                       help="Print the version and exit.")) -> None:
+                                       help="Print the version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", help="Let libraries print their progress bars and "
+                                       "notes.")) -> None:
     """align: training on prefdata datasets."""
+    from prefdata.noise import configure
+
+    configure(verbose)
 
 
 @app.command()

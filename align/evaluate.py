@@ -25,12 +25,14 @@ def reward_eval(policy: Any, reference: Any, tok: Any, pairs: pl.DataFrame, *, b
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
+    from prefdata.align.profiles import checkpointing
+
     if pairs.height == 0:
         return {}
     data = Dataset.from_polars(pairs.select("prompt", "chosen", "rejected"))
     with tempfile.TemporaryDirectory() as tmp:
         args = DPOConfig(output_dir=tmp, beta=beta, max_length=max_length, per_device_eval_batch_size=batch_size,
-                         bf16=False, fp16=False, gradient_checkpointing=False, report_to=[], use_cpu=not _cuda(),
+                         bf16=False, fp16=False, **checkpointing(False), report_to=[], use_cpu=not _cuda(),
                          disable_tqdm=True, save_strategy="no")
         trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, eval_dataset=data,
                              processing_class=tok)

@@ -47,16 +47,25 @@ def _bf16(hardware: dict[str, Any]) -> bool:
     return not hardware["gpus"] or all(g.get("bf16") for g in hardware["gpus"])
 
 
+def checkpointing(on: bool, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """TrainingArguments fields for (gradient) checkpointing under the name this transformers knows:
+    5.x renamed it `activation_checkpointing` and warns (FutureWarning) whenever only the old name is set,
+    which TRL's configs do by default, so the new name is set explicitly when it exists."""
+    from transformers import TrainingArguments
+
+    name = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    return {name: on, **({f"{name}_kwargs": kwargs} if kwargs else {})}
+
+
 def training_args(profile: str, hardware: dict[str, Any]) -> dict[str, Any]:
     """TrainingArguments fields; every TRL preference config defaults to bf16 + checkpointing, so set both."""
     if profile == "cpu":
-        return {"bf16": False, "fp16": False, "gradient_checkpointing": False, "use_cpu": True,
-                "optim": "adamw_torch"}
+        return {"bf16": False, "fp16": False, **checkpointing(False), "use_cpu": True, "optim": "adamw_torch"}
     bf16 = _bf16(hardware)
-    args = {"bf16": bf16, "fp16": not bf16 and bool(hardware["gpus"]), "gradient_checkpointing": True}
-    if profile in ("lora", "qlora"):
-        # PEFT's frozen base needs reentrant-free checkpointing to pass gradients to the adapters.
-        args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    # PEFT's frozen base needs reentrant-free checkpointing to pass gradients to the adapters.
+    peft = {"use_reentrant": False} if profile in ("lora", "qlora") else None
+    args = {"bf16": bf16, "fp16": not bf16 and bool(hardware["gpus"]), **checkpointing(True, peft)}
     if profile == "qlora":
         args["optim"] = "paged_adamw_32bit"
     return args

@@ -27,6 +27,8 @@ from prefdata.generate import generate, generators
 from prefdata.io import write_table
 from prefdata.judge.report import judge_report
 from prefdata.judge.stage import judge
+from prefdata.outdir import BUILD as BUILD_FILES
+from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
 from prefdata.preflight import check_request_count, check_spec
 from prefdata.report.card import render_card
@@ -48,6 +50,8 @@ class BuildResult:
     stopped_after: str | None = None  # set when --until ended the run early
     validation_passed: bool | None = None
     failed_requests: dict | None = None  # stage -> {failed, requests, first_error}: a re-run retries them
+    failed_checks: list[str] | None = None  # error-level checks that failed, each "name (message)"
+    removed: list[str] | None = None  # files an earlier build left in the folder that this one did not write
 
 
 class RequestsFailed(PrefdataError):
@@ -136,16 +140,17 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
 
     def run_judge():
         result = judge(generated.kept, spec.judges, ctx, prompts=prompts, gold=gold)
-        side = {"report": judge_report(result.kept, spec.panel.inconsistent, spec.gold),
-                "counts": _judge_counts(result), "incomplete": _incomplete(result)}
+        side = {"counts": _judge_counts(result), "incomplete": _incomplete(result)}
         if ctx.artifacts.get("scores"):
             side["scores"] = pl.concat(ctx.artifacts.pop("scores"))
         return result, side
 
     judged, judged_extras = runner.stage("judge", [generated.kept, prompts] + ([gold] if gold is not None else []),
                                          judge_config, run_judge)
-    judging, counts["judge"] = judged_extras["report"], judged_extras["counts"]
+    counts["judge"] = judged_extras["counts"]
     failed["judge"] = _failures("judge", judged.kept["error"], judged.kept.height, runner)
+    # computed from the judgments on every run, so a judge stage saved by an older version gets today's figures
+    judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
     voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
     if not voters:
         raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy})")
@@ -196,6 +201,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         spec = load_spec(spec)
     cache_file = check_spec(spec)  # files, formats and the cache, before anything runs
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
+    claim(out, BUILD_FILES, "prefdata build")  # before anything runs: never beside another dataset
     from prefdata.backends.cost import Meter, price_table
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
@@ -239,8 +245,8 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "dropped": dict(sorted(dropped.group_by("reason").len().iter_rows())),
         "judging": flow.judging,
         "validation": {"passed": report.passed,
-                       "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "value")}
-                                  for c in report.checks]},
+                       "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "skipped", "value",
+                                                               "message")} for c in report.checks]},
         "stages": {"ran": runner.ran, "reused": runner.reused},
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
@@ -251,6 +257,10 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     plots = write_plots(flow.data, out)
+    written = {"data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", *plots,
+               *(f"{name}.parquet" for name in flow.tables)}
+    removed = remove_stale(out, BUILD_FILES, written, keep=(".run",))
     (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
+    failed = [f"{c.name} ({c.message})" for c in report.checks if c.severity == "error" and not c.passed]
     return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,
-                       failed_requests=flow.failed)
+                       failed_requests=flow.failed, failed_checks=failed, removed=removed)

@@ -49,10 +49,14 @@ def _err(message: str) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let libraries print their progress bars and notes."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback("prefdata"),
                                  help="Print the version and exit."),
 ) -> None:
+    from prefdata.noise import configure
+
     _state["debug"] = debug
+    configure(verbose)
 
 
 FORMAT_HELP = ("Input format (detected when omitted): trl-standard, trl-conversational, trl-implicit, hh-rlhf, "
@@ -72,8 +76,15 @@ def convert(
 ) -> None:
     """Convert a preference dataset between formats. Input rows = written + rejected."""
     from prefdata.io import read_dataset, write_table
+    from prefdata.io.writers import output_kind
+    from prefdata.outdir import SAVE_TO_DISK, claim, remove_stale
 
+    folder = output_kind(output) == "folder"
+    if folder:  # never beside another dataset (a build's data.parquet would be read instead)
+        claim(output, SAVE_TO_DISK, "prefdata convert")
     result = read_dataset(source, format=format, on_error=on_error.value, split=split)
+    if folder and output.is_dir() and (removed := remove_stale(output, SAVE_TO_DISK, set())):
+        _err(f"replaced the dataset {output} held ({', '.join(removed)})")
     write_table(result.frame, output, form=to.value)
     line = f"{result.rows_in} rows in ({result.format}, {result.kind}): {result.frame.height} written to {output}"
     if result.dropped.height:
@@ -159,8 +170,13 @@ def build(
         _err(f"warning: {failed['failed']} of {failed['requests']} {stage} requests failed (first error: "
              f"{failed['first_error']}); the {stage} stage is not marked finished: run the same build again to "
              f"retry them (finished answers come from the request cache)")
+    verdict = "passed" if result.validation_passed else f"FAILED: {'; '.join(result.failed_checks or [])} " \
+        "(see README.md; align train refuses this data)"
+    if result.removed:
+        _err(f"removed what an earlier build left in {result.output} and this one did not write: "
+             f"{', '.join(result.removed)}")
     _err(f"{result.pairs} pairs written to {result.output} ({result.dropped} rows dropped, reasons in "
-         f"dropped.parquet); validation {'passed' if result.validation_passed else 'FAILED (see README.md)'}")
+         f"dropped.parquet); validation {verdict}")
     if not result.validation_passed:
         raise typer.Exit(1)
 
@@ -174,19 +190,26 @@ def _print_estimate(found: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(strict_json.dumps(found))
         return
+    if not found["lines"]:
+        typer.echo("dry run: this spec only curates (generate: null); no model is asked anything. to send: 0 requests")
+        return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"dry run: {found['prompts']} prompts (output tokens and USD are upper bounds)")
-    for column in ("stage", "model", "requests", "cached", "tokens_in", "tokens_out_max", "usd_max"):
-        table.add_column(column)
+    for column in ("stage", "name", "model", "requests", "cached", "to send", "tokens_in", "tokens_out_max",
+                   "usd_max"):
+        table.add_column(column, no_wrap=column != "model")
     for line in found["lines"]:
         usd = "unknown price" if line["usd_max"] is None else f"${line['usd_max']:.4f}"
-        table.add_row(line["stage"], f"{line['backend']}:{line['model']}", str(line["requests"]),
-                      str(line["cached"]), f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
-    Console().print(table)
+        sent = f"{line['to_send']}" + (f" ({line['estimated']} estimated)" if line["estimated"] else "")
+        table.add_row(line["stage"], line["name"], f"{line['backend']}:{line['model']}", str(line["requests"]),
+                      str(line["cached"]), sent, f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     budget = f" (max_cost ${found['max_cost']:.2f})" if found["max_cost"] else ""
-    typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}")
+    guess = (f"; {found['estimated']} estimated: judging answers not generated yet, re-asks not counted"
+             if found["estimated"] else "")
+    typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}{guess}")
 
 
 def _cache(path: Optional[Path]):

@@ -36,18 +36,14 @@ class Context:
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
-        """A progress bar; yields `advance(n)`."""
+        """Progress on stderr (`prefdata.progress`); yields `advance(n)`."""
         if self.quiet or total == 0:
             yield lambda n: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
+        from prefdata.progress import progress
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), TextColumn("{task.fields[cost]}"))
-        with Progress(*columns) as bar:
-            task = bar.add_task(description, total=total, cost=self.meter.line())
-            yield lambda n: bar.update(task, advance=n, cost=self.meter.line())
+        with progress(description, total, extra=self.meter.line) as advance:
+            yield advance
 
     def count_tokens(self, model: str, tokens_in: int, tokens_out: int) -> None:
         used = self.tokens.setdefault(model, {"tokens_in": 0, "tokens_out": 0})

@@ -1,22 +1,33 @@
 """`prefdata build --dry-run`: requests, tokens and cost of a build, before anything is spent.
 
-Generation is counted exactly (its requests are built and looked up in the request cache); judging
-is estimated from the number of comparisons, since the answers it judges do not exist yet. Input
-tokens are estimated at 4 characters a token; output tokens are counted at `max_tokens`, so the
-cost is an upper bound for the answers.
+The dry run replays the build's own generate and judge stages against the request cache, read-only, with
+backends that never answer: every request whose inputs are known is built exactly as the build builds it
+and looked up (gold items, and re-asks of cached unreadable verdicts, included); one the cache does not
+hold is counted as to send. Judging a prompt whose answers are not all cached cannot be built (the answers
+do not exist yet), so it is estimated from the number of comparisons, assuming no identical answers and
+no re-asks, and counted as `estimated`. Input tokens are estimated at 4 characters a token; output tokens
+are counted at `max_tokens`, so the cost is an upper bound for the answers.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from math import comb
 from pathlib import Path
 
+import polars as pl
+
+from prefdata.backends.base import ChatResponse
 from prefdata.backends.cost import Meter, price_table
 from prefdata.backends.ratelimit import estimate_tokens
-from prefdata.spec import BackendSpec, Spec
+from prefdata.context import Context
+from prefdata.spec import BackendSpec, Spec, judge_name
 
 JUDGE_TEMPLATE_TOKENS = 200  # the judge's instructions around the prompt and answers
+NOT_CACHED = "not_cached"
 
 
 def _model(spec: BackendSpec) -> str:
@@ -27,72 +38,156 @@ def _model(spec: BackendSpec) -> str:
     return spec.model or ""
 
 
-def _cached(path: Path, keys: list[str]) -> int:
-    """How many of `keys` the cache holds; read-only, so a dry run writes nothing."""
-    if not path.is_file():
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        found = 0
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            found += db.execute(f"SELECT COUNT(*) FROM responses WHERE key IN ({','.join('?' * len(chunk))})",
-                                chunk).fetchone()[0]
+def _name(spec: BackendSpec) -> str:
+    """The backend's name in cache keys (the embedded model runs on the transformers backend)."""
+    return "transformers" if spec.kind == "embedded" else spec.kind
+
+
+@dataclass
+class _Tally:
+    """Per progress label (`generate (model)`, `judge (name)`): requests asked, found, to send, tokens."""
+
+    label: str = ""
+    asked: Counter = field(default_factory=Counter)
+    cached: Counter = field(default_factory=Counter)
+    sent: Counter = field(default_factory=Counter)
+    tokens_in: Counter = field(default_factory=Counter)
+    tokens_out: Counter = field(default_factory=Counter)
+    seen: set = field(default_factory=set)  # keys counted as to send
+
+
+class _ReadOnlyCache:
+    """What `run_requests` needs of a RequestCache, reading only: a dry run writes nothing."""
+
+    def __init__(self, path: Path, tally: _Tally):
+        self.path, self.tally = path, tally
+        self.hits = self.misses = 0
+
+    def get_many(self, keys) -> dict[str, ChatResponse]:
+        if not self.path.is_file():
+            return {}
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        found = {}
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for key, text in db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk):
+                    found[key] = ChatResponse.from_json(text)
+        finally:
+            db.close()
+        self.tally.cached[self.tally.label] += len(found)
         return found
-    finally:
-        db.close()
+
+    def put_many(self, *args) -> None:
+        pass
 
 
-def _line(meter: Meter, stage: str, backend: BackendSpec, requests: int, cached: int, tokens_in: int,
-          tokens_out: int) -> dict:
+class _CacheOnly:
+    """A backend that answers nothing: each request the cache missed is one the build would send."""
+
+    batch_size = 1 << 30
+
+    def __init__(self, spec: BackendSpec, tally: _Tally):
+        self.name, self.model, self.tally = _name(spec), _model(spec), tally
+
+    def generate(self, requests) -> list[ChatResponse]:
+        label = self.tally.label
+        for request in requests:
+            key = request.key(self.name, self.model)
+            if key in self.tally.seen:  # an earlier stage or judge sends it; the build finds it cached by then
+                self.tally.cached[label] += 1
+                continue
+            self.tally.seen.add(key)
+            self.tally.sent[label] += 1
+            self.tally.tokens_in[label] += estimate_tokens(request) - request.params.max_tokens
+            self.tally.tokens_out[label] += request.params.max_tokens
+        return [ChatResponse(None, error=f"{NOT_CACHED}: a dry run sends nothing") for _ in requests]
+
+
+@dataclass
+class _DryContext(Context):
+    tally: _Tally = field(default_factory=_Tally)
+
+    @contextmanager
+    def progress(self, description: str, total: int):
+        self.tally.label = description.split(", re-ask")[0]  # re-asks count with their judge
+        self.tally.asked[self.tally.label] += total
+        yield lambda n: None
+
+
+def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> tuple[_Tally, list[str]]:
+    """Run generate and judge on cached answers only; returns the tally and the prompts whose answers
+    are not all cached (their judging could not be built)."""
+    from prefdata.generate import generate, generators
+    from prefdata.judge.stage import judge
+    from prefdata.sources import read_gold
+
+    tally = _Tally()
+    ctx = _DryContext(cache=_ReadOnlyCache(cache, tally), quiet=True, tally=tally)
+    for backend in generators(spec.generate) + [j.backend for j in spec.judges]:
+        ctx.backends[backend.model_dump_json()] = _CacheOnly(backend, tally)
+    generated = generate(prompts, spec.generate, ctx)
+    waiting = generated.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
+    ready = generated.kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
+    judge(ready, spec.judges, ctx, prompts=prompts, gold=read_gold(spec))
+    return tally, waiting.to_list()
+
+
+def _line(meter: Meter, stage: str, name: str, backend: BackendSpec, requests: int, cached: int, to_send: int,
+          estimated: int, tokens_in: int, tokens_out: int) -> dict:
     price = meter.price(backend.kind, _model(backend))
     usd = None if price is None else price.of(tokens_in, tokens_out)
-    return {"stage": stage, "backend": backend.kind, "model": _model(backend), "requests": requests,
-            "cached": cached, "tokens_in": tokens_in, "tokens_out_max": tokens_out,
-            "usd_max": None if usd is None else round(usd, 6)}
+    return {"stage": stage, "name": name, "backend": backend.kind, "model": _model(backend), "requests": requests,
+            "cached": cached, "to_send": to_send, "estimated": estimated, "tokens_in": tokens_in,
+            "tokens_out_max": tokens_out, "usd_max": None if usd is None else round(usd, 6)}
+
+
+def _judge_estimate(spec: Spec, judge, prompts: int, prompt_tokens: int) -> tuple[int, int, int]:
+    """(requests, tokens in, tokens out) for judging `prompts` prompts whose answers do not exist yet."""
+    from prefdata.generate import generators
+
+    per_prompt = spec.generate.n * len(generators(spec.generate))
+    pointwise = judge.kind == "pointwise"
+    orders = 1 if pointwise or not judge.swap else 2
+    asks = prompts * (per_prompt if pointwise else comb(per_prompt, 2) * orders)
+    answers_in = (1 if pointwise else 2) * spec.generate.max_tokens
+    return asks, asks * (prompt_tokens + answers_in + JUDGE_TEMPLATE_TOKENS), asks * judge.max_tokens
 
 
 def estimate(spec: Spec) -> dict:
-    """What a build of `spec` would send: per stage and model, requests, cache hits, tokens and USD."""
+    """What a build of `spec` would send: per stage and judge, requests, cache hits, tokens and USD."""
     from prefdata.build import read_prompts
     from prefdata.generate import generators, requests_for
-
     from prefdata.preflight import check_request_count, check_spec
     from prefdata.sources import read_gold
 
     cache = check_spec(spec)  # what the build would refuse, the dry run refuses too
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     if spec.generate is None:  # curation only: no model is asked anything
-        return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "tokens_in": 0, "tokens_out_max": 0,
-                "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
+        return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "estimated": 0, "tokens_in": 0,
+                "tokens_out_max": 0, "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
     prompts = read_prompts(spec).kept
     check_request_count(spec, prompts.height)
     read_gold(spec)
-    requests, _ = requests_for(prompts, spec.generate)
+    tally, waiting = _replay(spec, prompts, cache)
     lines = []
-    prompt_tokens = sum(estimate_tokens(r) - r.params.max_tokens for r in requests) // max(len(requests), 1)
     for backend in generators(spec.generate):
-        keys = [r.key("transformers" if backend.kind == "embedded" else backend.kind, _model(backend))
-                for r in requests]
-        cached = _cached(cache, keys)
-        todo = len(requests) - cached
-        lines.append(_line(meter, "generate", backend, len(requests), cached, todo * prompt_tokens,
-                           todo * spec.generate.max_tokens))
-    per_prompt = spec.generate.n * len(generators(spec.generate))
+        label = f"generate ({_model(backend)})"
+        lines.append(_line(meter, "generate", "generate", backend, tally.asked[label], tally.cached[label],
+                           tally.sent[label], 0, tally.tokens_in[label], tally.tokens_out[label]))
+    requests, _ = requests_for(prompts, spec.generate)
+    prompt_tokens = sum(estimate_tokens(r) - r.params.max_tokens for r in requests) // max(len(requests), 1)
     for judge in spec.judges:
-        pointwise = getattr(judge, "kind", "pairwise") == "pointwise"
-        orders = 1 if pointwise or not judge.swap else 2
-        asks = prompts.height * (per_prompt if pointwise else comb(per_prompt, 2) * orders)
-        answers_in = (1 if pointwise else 2) * spec.generate.max_tokens
-        lines.append(_line(meter, "judge", judge.backend, asks, 0, asks * (prompt_tokens + answers_in +
-                                                                            JUDGE_TEMPLATE_TOKENS),
-                           asks * judge.max_tokens))
+        label = f"judge ({judge_name(judge)})"
+        guess, guess_in, guess_out = _judge_estimate(spec, judge, len(waiting), prompt_tokens)
+        lines.append(_line(meter, "judge", judge_name(judge), judge.backend, tally.asked[label] + guess,
+                           tally.cached[label], tally.sent[label] + guess, guess, tally.tokens_in[label] + guess_in,
+                           tally.tokens_out[label] + guess_out))
     known = [line["usd_max"] for line in lines if line["usd_max"] is not None]
-    return {"prompts": prompts.height, "lines": lines,
-            "requests": sum(line["requests"] - line["cached"] for line in lines),
-            "cached": sum(line["cached"] for line in lines),
-            "tokens_in": sum(line["tokens_in"] for line in lines),
-            "tokens_out_max": sum(line["tokens_out_max"] for line in lines),
-            "usd_max": round(sum(known), 6), "price_unknown": sorted({line["model"] for line in lines
-                                                                       if line["usd_max"] is None}),
+    total = lambda key: sum(line[key] for line in lines)  # noqa: E731
+    return {"prompts": prompts.height, "lines": lines, "requests": total("to_send"), "cached": total("cached"),
+            "estimated": total("estimated"), "tokens_in": total("tokens_in"),
+            "tokens_out_max": total("tokens_out_max"), "usd_max": round(sum(known), 6),
+            "price_unknown": sorted({line["model"] for line in lines if line["usd_max"] is None}),
             "max_cost": spec.max_cost}

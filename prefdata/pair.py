@@ -6,7 +6,7 @@ judge's two orders disagreed), `panel_tie`. Decided comparisons become pairs as 
 `all_pairs`, `best_vs_each` (the strongest candidate over each one it beat) or `best_vs_worst` (one
 pair per prompt); the rest are dropped as `not_selected`. Ties are never paired. `chosen_score` and
 `rejected_score` are the judges' mean scores on a 1-10 scale; `agreement` is the share of judges that
-agree with the panel.
+agree with the panel, null when fewer than two judges gave a verdict on the pair.
 """
 
 from __future__ import annotations

@@ -65,9 +65,19 @@ def test_perfect_and_chance_agreement():
     assert math.isnan(cohen_kappa(["a"] * 5, ["a"] * 5))  # no variation: undefined
 
 
-def test_agreement_matrix_is_symmetric_with_unit_diagonal():
+def test_agreement_matrix_is_symmetric_without_a_diagonal_and_carries_counts_and_intervals():
     a, b, c = noisy_raters(seed=9, n_raters=3, missing=0.1)
     matrix = agreement_matrix({"j1": a, "j2": b, "j3": c})
     assert matrix["j1"]["j2"] == matrix["j2"]["j1"]
-    assert matrix["j1"]["j1"]["kappa"] == 1.0 and matrix["j3"]["j3"]["raw"] == 1.0
-    assert 0 < matrix["j1"]["j3"]["kappa"] < 1
+    assert all(name not in matrix[name] for name in matrix)  # one definition for every judge: none
+    cell = matrix["j1"]["j3"]
+    both = sum(x is not None and y is not None for x, y in zip(a, c))
+    assert cell["items"] == cell["kappa"]["n"] == cell["raw"]["n"] == both
+    assert cell["kappa"]["value"] == pytest.approx(cohen_kappa(a, c), abs=1e-4)
+    assert cell["raw"]["value"] == pytest.approx(raw_agreement(a, c), abs=1e-4)
+    low, high = cell["kappa"]["ci95"]
+    assert 0 < low < cell["kappa"]["value"] < high < 1 and not cell["kappa"]["few"]
+
+
+def test_one_judge_has_no_agreement_matrix_entries():
+    assert agreement_matrix({"only": ["a", "b", "tie"]}) == {"only": {}}

@@ -84,7 +84,7 @@ def test_gpu_profiles_settings(tmp_path):
     from prefdata.align.profiles import lora_config, quantization, training_args
 
     full = training_args("full", ONE_GPU)
-    assert full["bf16"] is True and full["gradient_checkpointing"] is True
+    assert full["bf16"] is True and True in {full.get("activation_checkpointing"), full.get("gradient_checkpointing")}
     qlora = training_args("qlora", ONE_GPU)
     assert qlora["optim"].startswith("paged_adamw")
     quant = quantization("qlora", ONE_GPU)
@@ -95,6 +95,26 @@ def test_gpu_profiles_settings(tmp_path):
     lora = lora_config(base(profile="qlora").resolved())
     assert lora.r == 64 and lora.target_modules == "all-linear"
     assert lora_config(base(profile="full").resolved()) is None
+
+
+def test_trl_configs_raise_no_checkpointing_future_warning(tmp_path):
+    """transformers 5 warns (FutureWarning, twice per align train) when only `gradient_checkpointing` is set,
+    which TRL's configs do by default; the profiles set the name this transformers knows."""
+    import warnings
+
+    from prefdata.align.train import trl_config
+
+    from prefdata.align.profiles import training_args
+
+    config = base(method="dpo", profile="cpu", max_steps=2).resolved()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = trl_config(config, NO_GPU, tmp_path, eval_rows=4, train_rows=20)
+    assert not [w for w in caught if "checkpointing" in str(w.message)], [str(w.message) for w in caught]
+    assert args.gradient_checkpointing is False  # the old name still reads the setting
+    lora = training_args("lora", ONE_GPU)
+    assert lora.get("activation_checkpointing_kwargs", lora.get("gradient_checkpointing_kwargs")) == \
+        {"use_reentrant": False}
 
 
 @pytest.mark.skipif(has_cuda(), reason="this machine has a GPU: qlora is allowed")

@@ -1,6 +1,7 @@
 """The quickstart build, end to end on the embedded model (slow: about two minutes on 2 CPU cores)."""
 
 import json
+import re
 import shutil
 
 import polars as pl
@@ -34,6 +35,9 @@ def test_build_writes_the_four_files(built):
     for name in ("data.parquet", "dropped.parquet", "manifest.json", "README.md"):
         assert (out / name).is_file(), name
     assert "pairs written to" in first.stderr
+    assert first.stdout == "" and "Loading weights" not in first.stderr and "it/s]" not in first.stderr  # no tqdm
+    # one-line progress, since stderr is not a terminal: the last line of each stage says it is done
+    assert re.search(r"^judge \(smol-pairwise\): (\d+)/\1 \(100%\), .* elapsed, done", first.stderr, re.M)
 
 
 def test_every_stage_accounts_for_its_rows(built):
@@ -56,17 +60,23 @@ def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
     work, _, _ = built
     judging = json.loads((work / "first" / "manifest.json").read_text())["judging"]
     pairwise, rubric = judging["judges"]["smol-pairwise"], judging["judges"]["smol-rubric"]
-    assert pairwise["swapped_comparisons"] > 0 and 0 <= pairwise["position_consistency"] <= 1
-    assert rubric["position_consistency"] is None  # pointwise: no order shown
+    consistency = pairwise["position_consistency"]
+    assert consistency["n"] > 0 and 0 <= consistency["ci95"][0] <= consistency["value"] <= consistency["ci95"][1] <= 1
+    assert rubric["position_consistency"]["value"] is None  # pointwise: no order shown
     for figures in (pairwise, rubric):
-        assert figures["gold_items"] == 4 and 0 <= figures["gold_accuracy"] <= 1
-        assert 0 <= figures["parse_failure_rate"] <= 1
+        assert figures["gold_accuracy"]["n"] == 4 and figures["gold_accuracy"]["few"]
+        assert figures["parse_failure_rate"]["n"] == figures["verdicts"]
     matrix = judging["agreement"]
     assert set(matrix) == {"smol-pairwise", "smol-rubric"} and matrix["smol-pairwise"]["smol-rubric"]["items"] > 0
+    assert "smol-pairwise" not in matrix["smol-pairwise"]  # no diagonal, for any judge
+    data = pl.read_parquet(work / "first" / "data.parquet")
+    one_judge = data.filter(pl.col("judges").list.len() < 2)
+    assert one_judge["agreement"].null_count() == one_judge.height  # agreement needs two judges
     scores = pl.read_parquet(work / "first" / "scores.parquet")
     assert set(scores["judge"]) == {"smol-rubric"} and scores["raw"].null_count() == 0
     card = (work / "first" / "README.md").read_text()
     assert "position consistency" in card and "Agreement between judges" in card and "gold accuracy" in card
+    assert "swapped comparisons; 95% CI" in card and "of 4 gold items; 95% CI" in card
 
 
 def test_judgments_are_parsed_not_executed(built):
@@ -113,3 +123,21 @@ def test_load_dataset_and_dpo_trainer_accept_the_data(built, embedded_model, tmp
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
     assert result.global_step == 1 and result.training_loss > 0
+
+
+def test_the_cards_training_command_runs_offline(built, embedded_model, tmp_path):
+    """The card names the model the build used (`prefdata models path`), not a Hub id that fails offline."""
+    import os
+    import subprocess
+
+    work, _, _ = built
+    card = (work / "first" / "README.md").read_text()
+    command = next(line for line in card.splitlines() if line.startswith("align train "))
+    assert "HuggingFaceTB" not in command and "$(prefdata models path)" in command
+    command = command.replace("--output ../prefdata-quickstart-dpo", f"--output {tmp_path / 'run'}")
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(["bash", "-c", f"{command} --max-steps 1 --max-length 128 --eval-fraction 0.2"],
+                          cwd=work / "first", env=offline, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "model").is_dir()
+    assert "FutureWarning" not in done.stderr and "Loading weights" not in done.stderr  # align's noise is gone

@@ -57,6 +57,18 @@ def test_majority_agreement_and_ties():
     assert dict(strengths.select("candidate_id", "strength").rows()) == {"x": 1.0, "y": -1.0, "z": 0.0}
 
 
+def test_agreement_needs_two_judges():
+    """A pair decided by one judge (the other gave no readable verdict) has no agreement, not 1.0."""
+    rows = judgments([
+        ("pairwise", "p", "x", "y", None, None, None, None), ("rubric", "p", "x", "y", None, "a", 8, 3),
+        ("pairwise", "p", "x", "z", None, "a", 7, 2), ("rubric", "p", "x", "z", None, "a", 9, 1),
+    ])
+    decided, _ = decide(resolve(rows), "mean_score", {})
+    got = {(r["a_id"], r["b_id"]): (r["judges"], r["agreement"]) for r in decided.iter_rows(named=True)}
+    assert got[("x", "y")] == (["rubric"], None)
+    assert got[("x", "z")] == (["pairwise", "rubric"], 1.0)
+
+
 def test_mean_score_normalises_each_judges_scale():
     rows = judgments([
         ("ten", "p", "x", "y", None, "a", 6, 5),     # x ahead by 0.1 on a 1-10 scale
@@ -138,8 +150,12 @@ def test_judge_report_gold_accuracy_consistency_and_drop():
     rows = judgments(gold + regular).with_columns(pl.col("prompt_id").str.starts_with("gold:").alias("gold"))
     report = judge_report(rows, "tie", GoldSpec(path="g.jsonl", min_accuracy=0.75, action="drop"))
     good, bad = report["judges"]["good"], report["judges"]["bad"]
-    assert (good["gold_accuracy"], bad["gold_accuracy"]) == (1.0, 0.5)
-    assert (good["position_consistency"], bad["position_consistency"]) == (pytest.approx(2 / 3, abs=1e-4), 1.0)
-    assert bad["parse_failure_rate"] == pytest.approx(1 / 6, abs=1e-4) and good["parse_failure_rate"] == 0
+    value = lambda figure: (figure["value"], figure["k"], figure["n"])  # noqa: E731
+    assert (value(good["gold_accuracy"]), value(bad["gold_accuracy"])) == ((1.0, 2, 2), (0.5, 1, 2))
+    assert value(good["position_consistency"]) == (pytest.approx(2 / 3, abs=1e-4), 2, 3)
+    assert value(bad["position_consistency"]) == (1.0, 2, 2)
+    assert value(bad["parse_failure_rate"]) == (pytest.approx(1 / 6, abs=1e-4), 1, 6)
+    assert good["parse_failure_rate"]["value"] == 0 and good["parse_failure_rate"]["ci95"][1] > 0.3
+    assert all(f["few"] for f in (good["gold_accuracy"], bad["position_consistency"]))  # a handful of items
     assert report["dropped_judges"] == ["bad"] and bad["flagged"] and not good["flagged"]
-    assert report["agreement"]["good"]["bad"]["items"] == 1
+    assert report["agreement"]["good"]["bad"]["items"] == 1 and "good" not in report["agreement"]["good"]

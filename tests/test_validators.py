@@ -251,9 +251,10 @@ def test_judge_parse_failures_and_position_consistency(clean):
                          only=("judge_parse_failures", "judge_position_consistency"))
     parse, position = bad.checks
     assert not parse.passed and parse.value == 0.1  # 20 of 200 verdicts unread
-    assert parse.examples[0]["raw"] == "I cannot decide" and parse.figures == {"by_judge": {"j": 0.1}}
-    assert not position.passed and position.figures == {"comparisons": 80, "consistent": 40}
-    assert position.value == 0.5
+    assert parse.examples[0]["raw"] == "I cannot decide" and parse.figures["by_judge"] == {"j": 0.1}
+    assert parse.figures["rate"] == {"value": 0.1, "n": 200, "k": 20, "ci95": [0.0657, 0.1494], "few": False}
+    assert not position.passed and (position.figures["comparisons"], position.figures["consistent"]) == (80, 40)
+    assert position.value == 0.5 and "40 of 80" in position.message and "95% CI 39% to 61%" in position.message
     good = validate_frame(clean, "pairwise", judgments=_judgments(100, failed=2, inconsistent=5),
                           only=("judge_parse_failures", "judge_position_consistency"))
     assert all(c.passed for c in good.checks)
@@ -299,4 +300,4 @@ def test_prompt_categories_distribution(clean):
 
 
 def test_every_catalogue_check_is_named_once():
-    assert len(NAMES) == len(set(NAMES)) == 16
+    assert len(NAMES) == len(set(NAMES)) == 17

@@ -29,6 +29,7 @@ class Check:
 
 CATALOGUE: tuple[Check, ...] = (
     Check("schema", "error", content.schema_roles, ALL, "every record readable; columns and roles as TRL expects"),
+    Check("rows", "error", preference.rows, ALL, "at least `required_rows` (1) rows: an empty dataset fails"),
     Check("empty_text", "error", content.empty_text, ALL, "no empty or whitespace-only turn"),
     Check("chosen_differs", "error", content.chosen_differs, ("pairwise",), "chosen differs from rejected"),
     Check("exact_duplicates", "warning", duplicates.exact_duplicates, ALL, "share of repeated rows"),
@@ -51,6 +52,12 @@ CATALOGUE: tuple[Check, ...] = (
 NAMES = tuple(c.name for c in CATALOGUE)
 # Checks that cannot run on data that failed these (columns or text missing) are skipped.
 STRUCTURAL = ("schema",)
+COUNTS = ("rows", "size")  # judged on the row count itself, which is data even when it is 0
+READ = ("schema", "empty_text")  # on no rows, these still judge the records the reader set aside
+
+
+def _set_aside(inputs: Inputs) -> bool:
+    return inputs.read_dropped is not None and inputs.read_dropped.height > 0
 
 
 def run_checks(inputs: Inputs, only: tuple[str, ...] | None = None) -> list[CheckResult]:
@@ -63,7 +70,7 @@ def run_checks(inputs: Inputs, only: tuple[str, ...] | None = None) -> list[Chec
         if check.needs and getattr(inputs, check.needs) is None:
             results.append(skipped(check.name, check.severity, f"no {check.needs}"))
             continue
-        if inputs.rows == 0 and check.name not in ("schema", "empty_text", "size"):
+        if inputs.rows == 0 and check.name not in COUNTS and not (check.name in READ and _set_aside(inputs)):
             results.append(skipped(check.name, check.severity, "no rows"))
             continue
         results.append(check.run(inputs))

@@ -95,6 +95,7 @@ def _row_expectations(inp: Inputs, gxe: Any, present: set[str]) -> list[tuple[st
                                                             mostly=1 - t.max_near_duplicate_rate)),
         ("encoding", gxe.ExpectColumnValuesToBeNull(column="encoding_problem",
                                                     mostly=1 - t.max_encoding_problem_share)),
+        ("rows", gxe.ExpectTableRowCountToBeBetween(min_value=t.required_rows)),
         ("size", gxe.ExpectTableRowCountToBeBetween(min_value=t.min_pairs)),
     ]
     if inp.kind == "pairwise":

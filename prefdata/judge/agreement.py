@@ -89,21 +89,18 @@ def krippendorff_alpha(data) -> float:
     return float("nan") if expected == 0 else 1 - observed / expected
 
 
-def agreement_matrix(labels: dict[str, Sequence[Hashable]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Judge-by-judge Cohen's kappa and raw agreement over the items both judged: labels[judge][item]."""
+def agreement_matrix(labels: dict[str, Sequence[Hashable]]) -> dict[str, dict[str, dict]]:
+    """Judge-by-judge agreement over the items both judged (labels[judge][item]): Cohen's kappa with its
+    asymptotic 95% interval and raw agreement with its Wilson interval (`prefdata.rates` figures), and the
+    item count. Pairs of different judges only: a judge's agreement with itself is not defined here (its
+    agreement across orders is its position consistency), so the diagonal is absent, for every judge alike."""
+    from prefdata.rates import kappa, rate
+
     names = sorted(labels)
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for a in names:
-        out[a] = {}
-        for b in names:
-            pairs = _paired(labels[a], labels[b])
-            out[a][b] = {
-                "kappa": _round(cohen_kappa(labels[a], labels[b])),
-                "raw": _round(raw_agreement(labels[a], labels[b])),
-                "items": len(pairs),
-            }
+    out: dict[str, dict[str, dict]] = {a: {} for a in names}
+    for a, b in combinations(names, 2):
+        pairs = _paired(labels[a], labels[b])
+        cell = {"kappa": kappa([x for x, _ in pairs], [y for _, y in pairs]).as_dict(),
+                "raw": rate(sum(x == y for x, y in pairs), len(pairs)).as_dict(), "items": len(pairs)}
+        out[a][b] = out[b][a] = cell
     return out
-
-
-def _round(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 4)

@@ -5,7 +5,7 @@
    judge's mean scores when `inconsistent: scores`.
 2. `decide`: the judges' verdicts become the panel's decision by majority vote, by mean normalised score,
    or by Bradley-Terry strengths fitted per prompt on every verdict; `agreement` is the share of judges
-   (with a verdict) that agree with the decision.
+   (with a verdict) that agree with the decision, null when fewer than two judges gave one.
 3. `strengths`: one number per candidate for the pairing policy (Copeland wins-minus-losses, mean
    normalised score, or the Bradley-Terry strength).
 """
@@ -126,7 +126,9 @@ def decide(resolved: pl.DataFrame, method: str, scales: dict[str, int]) -> tuple
         raise ValueError(f"unknown panel method {method!r}")
     agreeing = (pl.when(pl.col("decision") == "a").then(pl.col("n_a")).when(pl.col("decision") == "b")
                 .then(pl.col("n_b")).otherwise(pl.col("n_tie")))
-    grouped = grouped.with_columns((agreeing / pl.col("verdicts").list.len()).alias("agreement"))
+    voters = pl.col("verdicts").list.len()
+    # One verdict cannot agree or disagree with anything: agreement needs two judges, else it is null.
+    grouped = grouped.with_columns(pl.when(voters >= 2).then(agreeing / voters).alias("agreement"))
     return grouped, strengths
 
 

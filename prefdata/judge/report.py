@@ -1,5 +1,9 @@
 """Judge figures for the manifest and the card: parse failures, position consistency, gold accuracy,
-and the judge-by-judge agreement matrix."""
+and the judge-by-judge agreement matrix.
+
+Every rate is a `prefdata.rates` figure: value, the count it rests on (`n`, `k`), a Wilson 95% interval
+and `few` (fewer than 30 items), so that no figure is shown without what it rests on.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,41 @@ import polars as pl
 
 from prefdata.judge.agreement import agreement_matrix
 from prefdata.judge.panel import KEYS, resolve
+from prefdata.rates import rate
 from prefdata.spec import GoldSpec
 
 
-def _rate(expr: pl.Expr) -> pl.Expr:
-    return expr.cast(pl.Float64).mean().round(4)
+def _counts(judgments: pl.DataFrame, resolved: pl.DataFrame) -> dict[str, dict]:
+    per_row = judgments.group_by("judge", maintain_order=True).agg(
+        pl.len().alias("verdicts"),
+        (~pl.col("parse_ok")).sum().alias("unparsed"),
+        (pl.col("attempts") > 1).sum().alias("re_asked"),
+    )
+    per_comparison = resolved.group_by("judge", maintain_order=True).agg(
+        pl.col("consistent").drop_nulls().sum().alias("consistent"),
+        pl.col("consistent").drop_nulls().len().alias("swapped"),
+        ((pl.col("verdict") == "a").fill_null(False) & pl.col("gold")).sum().alias("gold_right"),
+        pl.col("gold").sum().alias("gold_items"),
+    )
+    return {row.pop("judge"): row for row in per_row.join(per_comparison, on="judge").iter_rows(named=True)}
 
 
 def judge_report(judgments: pl.DataFrame, inconsistent: str = "tie", gold: GoldSpec | None = None) -> dict:
     """Figures per judge, and which judges the gold check removes from the panel."""
     resolved = resolve(judgments, inconsistent)
-    per_row = judgments.group_by("judge", maintain_order=True).agg(
-        pl.len().alias("verdicts"),
-        _rate(~pl.col("parse_ok")).alias("parse_failure_rate"),
-        (pl.col("attempts") > 1).sum().alias("re_asked"),
-    )
-    per_comparison = resolved.group_by("judge", maintain_order=True).agg(
-        _rate(pl.col("consistent").drop_nulls()).alias("position_consistency"),
-        pl.col("consistent").drop_nulls().len().alias("swapped_comparisons"),
-        _rate((pl.col("verdict") == "a").fill_null(False).filter(pl.col("gold"))).alias("gold_accuracy"),
-        pl.col("gold").sum().alias("gold_items"),
-    )
-    figures = {row.pop("judge"): row for row in per_row.join(per_comparison, on="judge").iter_rows(named=True)}
-    dropped = []
-    for name, row in figures.items():
-        low = gold is not None and row["gold_items"] and (row["gold_accuracy"] or 0) < gold.min_accuracy
-        row["flagged"] = bool(low)
+    figures, dropped = {}, []
+    for name, c in _counts(judgments, resolved).items():
+        accuracy = rate(c["gold_right"], c["gold_items"])
+        low = gold is not None and accuracy.value is not None and accuracy.value < gold.min_accuracy
+        figures[name] = {
+            "verdicts": c["verdicts"],
+            "re_asked": c["re_asked"],
+            "parse_failure_rate": rate(c["unparsed"], c["verdicts"]).as_dict(),
+            # pointwise judges show no order: n = 0, value None
+            "position_consistency": rate(c["consistent"], c["swapped"]).as_dict(),
+            "gold_accuracy": accuracy.as_dict(),
+            "flagged": bool(low),
+        }
         if low and gold.action == "drop":
             dropped.append(name)
     regular = resolved.filter(~pl.col("gold"))

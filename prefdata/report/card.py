@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import yaml
 
+from prefdata.rates import FEW, describe, rate
 from prefdata.spec import Spec
 from prefdata.stats import compute
 
@@ -26,48 +29,146 @@ def _counts_table(counts: dict) -> str:
     return "\n".join(lines)
 
 
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def _kappa(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"  # undefined when a judge gave one label only
-
-
 def _judges_table(judging: dict) -> str:
-    """Per-judge figures and the judge-by-judge agreement (Cohen's kappa) matrix."""
+    """Per-judge figures, each with the count it rests on and its 95% interval, and agreement between judges."""
     judges = judging.get("judges", {})
     if not judges:
         return "No judge figures."
     lines = ["| judge | verdicts | parse failures | position consistency | gold accuracy | flagged |",
-             "|---|---:|---:|---:|---:|---|"]
+             "|---|---:|---|---|---|---|"]
     for name, f in judges.items():
-        gold = f"{_pct(f['gold_accuracy'])} of {f['gold_items']}" if f["gold_items"] else "no gold items"
-        lines.append(f"| {name} | {f['verdicts']} | {_pct(f['parse_failure_rate'])} | "
-                     f"{_pct(f['position_consistency'])} | {gold} | {'yes' if f['flagged'] else 'no'} |")
-    matrix = judging.get("agreement", {})
-    names = list(matrix)
-    if len(names) > 1:
-        lines += ["", "Agreement between judges (Cohen's kappa; raw agreement in brackets):", "",
-                  "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-        for a in names:
-            cells = [f"{_kappa(matrix[a][b]['kappa'])} ({_pct(matrix[a][b]['raw'])}, {matrix[a][b]['items']} items)"
-                     for b in names]
-            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+        consistency = (describe(f["position_consistency"], noun="swapped comparisons")
+                       if f["position_consistency"]["n"] else "no order shown (pointwise) or not swapped")
+        gold = describe(f["gold_accuracy"], noun="gold items") if f["gold_accuracy"]["n"] else "no gold items"
+        lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
+                     f"{consistency} | {gold} | {'yes' if f['flagged'] else 'no'} |")
+    lines += ["", f"Rates are shown with the items they rest on and a Wilson 95% interval; *few* marks a figure "
+                  f"resting on fewer than {FEW} items, too few to tell a good judge from a poor one."]
+    lines += ["", _agreement(judging.get("agreement", {}))]
     if judging.get("dropped_judges"):
         lines += ["", f"Left out of the panel by the gold check: {', '.join(judging['dropped_judges'])}."]
     return "\n".join(lines)
+
+
+def _agreement(matrix: dict) -> str:
+    """One row per pair of judges; a judge's agreement with itself across orders is its position consistency."""
+    pairs = [(a, b) for i, a in enumerate(matrix) for b in list(matrix)[i + 1:] if b in matrix[a]]
+    if not pairs:
+        return "Agreement between judges: needs two or more judges; this panel has one."
+    lines = ["Agreement between judges, over the comparisons both decided:", "",
+             "| judges | Cohen's kappa | raw agreement |", "|---|---|---|"]
+    for a, b in pairs:
+        cell = matrix[a][b]
+        kappa = (describe(cell["kappa"], percent=False, noun="items") if cell["kappa"]["value"] is not None else
+                 f"undefined ({cell['items']} items: a judge gave one label only, or none)")
+        lines.append(f"| {a} / {b} | {kappa} | "
+                     f"{describe(cell['raw'], noun='items')} |")
+    return "\n".join(lines)
+
+
+def _pair_agreement(data: pl.DataFrame) -> str:
+    if data.height == 0 or "agreement" not in data.columns:
+        return "no pairs"
+    judged = data.filter(pl.col("agreement").is_not_null())
+    alone = data.height - judged.height
+    unanimous = rate(int((judged["agreement"] >= 1.0 - 1e-9).sum()), judged.height).as_dict()
+    text = (f"every judge agreed on {describe(unanimous, noun='pairs with two or more verdicts')}"
+            if judged.height else "no pair had two or more verdicts")
+    return text + (f"; {alone} pairs were decided by one judge alone (no agreement to show)" if alone else "")
+
+
+def _agreement_line(data: pl.DataFrame, judged: bool) -> str:
+    return f"\n- **Judges on the kept pairs:** {_pair_agreement(data)}" if judged else ""
+
+
+def _length_bias(data: pl.DataFrame) -> tuple[str, str]:
+    """(the headline figure, what it means in words), from curation's length-bias report."""
+    from prefdata.curate.length_bias import length_bias_report
+
+    report = length_bias_report(data)
+    n = report["pairs"]
+    longer = round((report["chosen_longer_frac"] or 0) * n)
+    figure = describe(rate(longer, n).as_dict(), noun="pairs")
+    if n == 0:
+        return figure, "No pairs: nothing to measure."
+    words = [f"The chosen answer is the longer one in {longer} of {n} pairs."]
+    if longer == n:
+        words.append("Every pair prefers the longer answer, so a model trained on this set is taught that longer "
+                     "wins; no length coefficient can be fitted (it is infinite).")
+    elif longer == 0:
+        words.append("Every pair prefers the shorter answer (no pair has the longer one chosen).")
+    elif report.get("logit_coef") is None:
+        words.append(f"Too few pairs of different lengths to fit a length coefficient ({report.get('logit_note')}).")
+    else:
+        low, high = report["logit_ci"]
+        words.append(f"Log-odds of being chosen per 100 extra characters: {report['logit_coef']:.2f} "
+                     f"(95% CI {low:.2f} to {high:.2f}).")
+    if n < FEW:
+        words.append(f"With {n} pairs the share is uncertain (see its interval).")
+    if (report["chosen_longer_frac"] or 0) > 0.65 or (report["chosen_longer_frac"] or 0) < 0.35:
+        words.append("A `length_balance` curation step, or a judge told to ignore length, reduces the bias.")
+    return figure, " ".join(words)
+
+
+def _outcome(check: dict) -> str:
+    if check.get("skipped"):
+        return "skipped"  # nothing to judge: never "yes"
+    return "yes" if check["passed"] else "**no**"
 
 
 def _validation(validation: dict) -> str:
     if not validation:
         return "Not validated."
     lines = [f"**{'Passed' if validation['passed'] else 'Failed'}** (`validation.json` is the stamp that "
-             f"`align train` checks).", "", "| check | severity | passed | value |", "|---|---|---|---|"]
+             f"`align train` checks).", "", "| check | severity | passed | value | detail |", "|---|---|---|---|---|"]
     for check in validation["checks"]:
-        lines.append(f"| {check['name']} | {check['severity']} | {'yes' if check['passed'] else '**no**'} | "
-                     f"{check['value']} |")
+        value = "" if check["value"] is None else check["value"]
+        detail = (check.get("message") or "").replace("|", "\\|")
+        lines.append(f"| {check['name']} | {check['severity']} | {_outcome(check)} | {value} | {detail} |")
     return "\n".join(lines)
+
+
+def _train_model(spec: Spec) -> tuple[str, str]:
+    """The --model for the card's training command, and a sentence on it: the model the build used when it
+    can be trained here (the embedded folder works offline), else a placeholder and how to pick one."""
+    from prefdata.generate import generators
+
+    pick = ("the SFT model you will train: a local folder or a Hub id with a chat template "
+            "(`prefdata models path` prints the embedded SmolLM2-135M-Instruct folder, which works offline)")
+    backends = generators(spec.generate) if spec.generate is not None else []
+    local = [b for b in backends if b.kind in ("embedded", "transformers", "vllm")]
+    if not local:
+        return "YOUR_SFT_MODEL", f"Replace `YOUR_SFT_MODEL` with {pick}."
+    if local[0].kind == "embedded":
+        return '"$(prefdata models path)"', ("`prefdata models path` prints the folder of the embedded "
+                                             "SmolLM2-135M-Instruct that wrote these answers; no network needed.")
+    return local[0].model, f"`{local[0].model}` wrote these answers; any other SFT model works: {pick}."
+
+
+def _slug(name: str) -> str:
+    """A folder name a shell takes as it is."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "dataset"
+
+
+def _use(spec: Spec, passed: bool) -> str:
+    load = """```python
+from datasets import load_dataset
+pairs = load_dataset("parquet", data_files="data.parquet", split="train")
+```"""
+    if not passed:
+        return (f"{load}\n\nValidation failed, so `align train` refuses this data: fix what the failed checks "
+                "above name (or change the spec) and build again.")
+    model, note = _train_model(spec)
+    return f"""{load}
+
+Train on it from this folder (the data must carry a passing `validation.json`; the run goes beside the
+folder, since a build refuses a folder holding files it does not write):
+
+```bash
+align train --method dpo --profile cpu --model {model} --data . --output ../{_slug(spec.name)}-dpo
+```
+
+{note}"""
 
 
 def _plots(plots: list[str]) -> str:
@@ -89,6 +190,8 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str]
     models = ", ".join(sorted(manifest["tokens"])) or "none"
     tokens = "; ".join(f"{m}: {t['tokens_in']} in, {t['tokens_out']} out" for m, t in manifest["tokens"].items())
     mean_chars = figures.get("mean_chars", {})
+    longer, bias_words = _length_bias(data)
+    judged = bool((manifest.get("judging") or {}).get("judges"))
     return f"""{_metadata(spec)}
 # {spec.shown(spec.name)}
 
@@ -97,9 +200,9 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str]
 - **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
 - **Fingerprint:** `{manifest["fingerprint"]}`
 - **Models:** {models} ({tokens or "no tokens used in this run"}; cost: {_cost(manifest)})
-- **Chosen longer than rejected:** {figures.get("chosen_longer_frac", 0):.0%} of pairs
+- **Chosen longer than rejected:** {longer}
 - **Mean characters:** prompt {mean_chars.get("prompt")}, chosen {mean_chars.get("chosen")}, rejected {mean_chars.get("rejected")}
-- **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}
+- **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}{_agreement_line(data, judged)}
 
 ## Counts per stage
 
@@ -113,6 +216,8 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 ## Margins and length bias
 
+**Length bias:** {bias_words}
+
 {_plots(plots or [])}
 
 ## Validation
@@ -121,16 +226,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 ## Use
 
-```python
-from datasets import load_dataset
-pairs = load_dataset("parquet", data_files="data.parquet", split="train")
-```
-
-Train on it (the data must carry a passing `validation.json`):
-
-```bash
-align train --method dpo --profile cpu --model HuggingFaceTB/SmolLM2-135M-Instruct --data . --output model
-```
+{_use(spec, bool((manifest.get("validation") or {}).get("passed")))}
 
 `manifest.json` holds the full spec, the counts, the stages run and reused, and the package versions.
 """

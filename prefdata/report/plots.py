@@ -60,7 +60,8 @@ def _length_diff(plt, diff: np.ndarray, path: Path) -> None:
 
 
 def _length_bias(plt, diff: np.ndarray, path: Path) -> None:
-    fig, ax = _figure(plt, "Length bias: is the chosen answer the longer one?",
+    longer = int((diff > 0).sum())
+    fig, ax = _figure(plt, f"Length bias: chosen is the longer answer in {longer} of {len(diff)} pairs",
                       "|length difference| (characters), quintile", "share of pairs, chosen longer")
     untied = diff[diff != 0]
     if len(untied) >= 5:
@@ -73,8 +74,9 @@ def _length_bias(plt, diff: np.ndarray, path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", labelsize=8)
     else:
-        ax.text(0.5, 0.7, f"too few pairs of different lengths ({len(untied)}) to bin", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.7, f"too few pairs of different lengths ({len(untied)}) to bin;\n"
+                f"the chosen answer is the longer one in {longer} of {len(diff)}", ha="center", va="center",
+                transform=ax.transAxes)
     ax.axhline(0.5, color="#C44E52", linestyle="--", label="no bias (50%)")
     ax.legend()
     fig.tight_layout()

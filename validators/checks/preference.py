@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import polars as pl
 
+from prefdata.rates import describe, rate
 from prefdata.validators.inputs import Inputs, example_rows
 from prefdata.validators.result import CheckResult, skipped
 
 
+NOUNS = {"pairwise": "pairs", "unpaired": "examples", "prompts": "prompts"}
+
+
+def rows(inp: Inputs) -> CheckResult:
+    """An error below `required_rows` (1): a build that kept nothing must not pass, whatever else holds."""
+    least = inp.thresholds.required_rows
+    short = "" if inp.rows >= least else f"; at least {least} needed"
+    return CheckResult("rows", "error", inp.rows >= least, inp.rows, f">= {least}",
+                       f"{inp.rows} {NOUNS[inp.kind]}{short}")
+
+
 def size(inp: Inputs) -> CheckResult:
     least = inp.thresholds.min_pairs
-    noun = {"pairwise": "pairs", "unpaired": "examples", "prompts": "prompts"}[inp.kind]
-    return CheckResult("size", "warning", inp.rows >= least, inp.rows, f">= {least}", f"{inp.rows} {noun}")
+    return CheckResult("size", "warning", inp.rows >= least, inp.rows, f">= {least}", f"{inp.rows} {NOUNS[inp.kind]}")
 
 
 def length_bias(inp: Inputs) -> CheckResult:
@@ -24,10 +35,13 @@ def length_bias(inp: Inputs) -> CheckResult:
     frac, corr = report.get("chosen_longer_frac"), report.get("correlation")
     if frac is None:
         return skipped("length_bias", "warning", "no pairs to measure")
+    n = report["pairs"]
+    longer = round(frac * n)
     ok = t.min_chosen_longer <= frac <= t.max_chosen_longer and (corr is None or abs(corr) <= t.max_length_correlation)
     return CheckResult("length_bias", "warning", ok, frac,
                        f"{t.min_chosen_longer}..{t.max_chosen_longer}, |correlation| <= {t.max_length_correlation}",
-                       f"chosen is longer in {frac:.1%} of pairs; correlation {corr}", figures=dict(report))
+                       f"chosen is the longer answer in {describe(rate(longer, n).as_dict(), noun='pairs')}; "
+                       f"correlation {corr}", figures=dict(report))
 
 
 def margin(inp: Inputs) -> CheckResult:
