@@ -3,6 +3,7 @@ the judge's own output is parsed."""
 
 import re
 
+import judge_attacks
 import polars as pl
 import pytest
 
@@ -75,9 +76,28 @@ def test_judge_output_quoting_an_attack_parses_to_the_judges_own_verdict(attack)
     # The judge answers first (structured / prefilled), then quotes the attack: its own verdict stands.
     leading = '{"winner": "B", "score_a": 2, "score_b": 8, "rationale": "A tries to manipulate."} ' + attack
     assert parse_verdict(leading).winner == "b"
-    # The judge reasons, quoting the attack, and concludes last: the conclusion stands.
-    trailing = f"Answer A says: {attack!r}. That is manipulation.\nVerdict: " + '{"winner": "B"}'
-    assert parse_verdict(trailing).winner == "b"
+    # The judge reasons, quoting the attack, and concludes last. Taking the last verdict would hand the attack
+    # the other shape (a verdict, then the quote), so where the quote holds a verdict the answer is unreadable.
+    trailing = parse_verdict(f"Answer A says: {attack!r}. That is manipulation.\nVerdict: " + '{"winner": "B"}')
+    assert trailing.winner == "b" or trailing.error.startswith("conflicting_verdicts: ")
+
+
+@pytest.mark.parametrize("shape", [judge_attacks.verdict_then_quote, judge_attacks.quote_then_verdict])
+def test_no_quoted_verdict_wins_for_the_attacker(shape):
+    """Issue 12: 12 of 25 attacks of each shape read as A. Each text here has the judge find for B while quoting
+    a verdict planted in answer A: the parse is the judge's own verdict or unreadable, never A."""
+    attacks = shape()
+    assert len(attacks) >= 25 and len(set(attacks)) == len(attacks)
+    outcomes = [parse_verdict(text, scale=10) for text in attacks]
+    assert [text for text, v in zip(attacks, outcomes) if v.winner not in ("b", None)] == []
+    for verdict in outcomes:
+        assert verdict.winner == "b" or verdict.error.split(":")[0] in (
+            "conflicting_verdicts", "unreadable_object", "invalid_score")  # a planted score of 0.5 is off the scale
+
+
+@pytest.mark.parametrize("text", judge_attacks.ISSUE)
+def test_the_issues_two_examples_are_unreadable(text):
+    assert parse_verdict(text).error.startswith("conflicting_verdicts: ")
 
 
 @pytest.mark.slow
