@@ -12,7 +12,7 @@ import xxhash
 from prefdata.backends import Backend, ChatRequest, SamplingParams
 from prefdata.context import Context
 from prefdata.judge import prompts as judge_prompts
-from prefdata.judge.asking import ask
+from prefdata.judge.asking import ask, error_of
 from prefdata.judge.parsing import parse_verdict
 from prefdata.spec import JudgeSpec
 
@@ -46,9 +46,10 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             requests.append(ChatRequest.of(messages, params=params, **judge_prompts.shape(
                 backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL)))
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})
-    readable = lambda text: parse_verdict(text).winner is not None  # noqa: E731
+    read = lambda text: parse_verdict(text, scale=judge_prompts.PAIRWISE_SCALE)  # noqa: E731
+    readable = lambda text: read(text).winner is not None  # noqa: E731
     for row, asked in zip(rows, ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")):
-        verdict = parse_verdict(asked.last) if asked.last is not None else None
+        verdict = read(asked.last) if asked.last is not None else None
         swapped = row["order"] == "ba"
         winner = verdict.winner if verdict else None
         scores = (verdict.score_a, verdict.score_b) if verdict else (None, None)
@@ -60,7 +61,7 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             rationale=verdict.rationale if verdict else None,
             raw=asked.raw,
             parse_ok=winner is not None,
-            error=asked.error,
+            error=error_of(asked, verdict),
             attempts=len(asked.texts),
         )
     return rows

@@ -52,6 +52,7 @@ ASPECTS = {
 }
 
 PAIRWISE_PREFILL = '{"winner": "'
+PAIRWISE_SCALE = 10  # the PAIRWISE prompt asks for scores from 1 to 10
 _TAGS = re.compile(r"<(/?)(answer|conversation|rubric)", re.IGNORECASE)
 
 
