@@ -39,10 +39,11 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
     """`pairs`: comparisons with `prompt`. Returns JUDGMENTS rows."""
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
     requests, rows = [], []
+    own = judge_prompts.own_tokens(backend)
     for row in pairs.iter_rows(named=True):
         for order in orders(row["a_id"], row["b_id"], config.swap):
             first, second = (row["a_text"], row["b_text"]) if order == "ab" else (row["b_text"], row["a_text"])
-            messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt)
+            messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt, own)
             requests.append(ChatRequest.of(messages, params=params, **judge_prompts.shape(
                 backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL)))
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})

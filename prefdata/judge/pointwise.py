@@ -29,8 +29,9 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
     shape = judge_prompts.shape(backend.name, judge_prompts.score_schema(aspects),
                                 judge_prompts.pointwise_prefill(aspects))
-    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt), params=params, **shape)
-                for p, text in candidates.select("prompt", "response").iter_rows()]
+    own = judge_prompts.own_tokens(backend)
+    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt, own), params=params,
+                               **shape) for p, text in candidates.select("prompt", "response").iter_rows()]
     read = lambda text: parse_score(text, aspects, scale)  # noqa: E731 - scores outside 1..scale are unreadable
     readable = lambda text: read(text).score is not None  # noqa: E731
     rows = []
