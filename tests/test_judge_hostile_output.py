@@ -54,6 +54,10 @@ def test_structured_answer_check_survives_hostile_text(text):
     assert value is None and why
 
 
+def test_structured_answer_naming_a_key_twice_is_refused():
+    assert parse('{"winner": "A", "score_a": 9, "winner": "B"}', {"type": "object"}) == (None, "duplicate key 'winner'")
+
+
 def planted(prompt_text: str) -> str:
     """The text the answer shown first in a judge prompt asks the judge to say (after `PLANT:`, as JSON)."""
     return json.loads(prompt_text.split("PLANT:", 1)[1].split("\n", 1)[0])

@@ -9,8 +9,9 @@ the schema in the prompt and a new seed. One that still fails comes back as an `
 An answer is hostile input: `loads` reads it in bounded time and depth. Strict `json` runs first (C code;
 it stops past Python's recursion limit with an error, not a crash); only text of at most REPAIR_CHARS
 and nesting at most MAX_DEPTH goes to `json_repair`, which is pure Python (about 4 µs a character) and
-took 67 s on `'{"' * 250` on its own; and a value nested deeper than MAX_DEPTH is refused before
-`jsonschema` (which recurses per level) sees it.
+took 67 s on `'{"' * 250` on its own; a value nested deeper than MAX_DEPTH is refused before
+`jsonschema` (which recurses per level) sees it; and an object naming a key twice is refused rather than
+read as its last value.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prefdata.backends.base import ChatRequest, ChatResponse
 MAX_CHARS = 200_000  # longest answer read at all (a JSON answer is bounded by max_tokens anyway)
 MAX_DEPTH = 32  # deepest nesting of a JSON answer
 REPAIR_CHARS = 2_000  # longest text handed to json_repair
+DUPLICATE = "duplicate key"  # an object that names a key twice is refused, not read as its last value
 _NESTING = re.compile(r'\\.|[][{}"]', re.DOTALL)  # escapes, brackets and double quotes
 
 
@@ -86,12 +88,26 @@ def _deeper_than(value: object, limit: int) -> bool:
     return False
 
 
+class _Duplicate(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        raise _Duplicate(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return value
+
+
 def loads(text: str, *, max_depth: int = MAX_DEPTH, repair: bool = True) -> tuple[object | None, str | None]:
     """(value, None) for JSON text (sloppy JSON repaired when short), else (None, why); never raises."""
     if len(text) > MAX_CHARS:
         return None, f"answer of {len(text)} characters, longer than {MAX_CHARS}"
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique)
+    except _Duplicate as duplicate:  # JSON, but ambiguous: which value was meant is not ours to guess
+        return None, f"{DUPLICATE} {str(duplicate)[:40]!r}"
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError, and so is an int of 4,300+ digits
         if not repair or len(text) > REPAIR_CHARS:
             return None, "not JSON" if not repair else f"not JSON ({len(text)} characters, too long to repair)"

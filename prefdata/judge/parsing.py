@@ -11,19 +11,22 @@ Which verdict counts:
    verdict; what follows it is not read. With a prefill (`{"winner": "`) or native structured output, the
    judge's answer starts with that object by construction: it is the judge's own, and text after it can
    only be rambling or quoted answers.
-2. Otherwise every verdict in the text counts: each verdict object, each mark, and each `winner` / `verdict`
-   / `better` key followed by an allowed label anywhere, even inside a quoted string. A judge that quotes an
-   answer quotes its planted verdict too, before or after its own: taking the first or the last verdict
-   hands the attacker one of those two shapes. So verdicts that disagree (or an unreadable verdict object
-   beside a readable one) make the answer unreadable, `conflicting_verdicts`, and the judge is re-asked.
-   Verdicts that agree give that verdict, scores and rationale from the last object. Pointwise the same:
-   scores that differ are `conflicting_scores`.
+2. Otherwise every verdict in the text counts: each verdict object, each mark, each `winner` / `verdict` /
+   `better` key followed by an allowed label and each `score_a` / `score_b` pair, anywhere, even inside a
+   quoted string. A judge that quotes an answer quotes its planted verdict too, before or after its own:
+   taking the first or the last verdict hands the attacker one of those two shapes. So verdicts that
+   disagree make the answer unreadable (`conflicting_verdicts`), and so does any verdict object that cannot
+   be read, beside the others (`invalid_winner`, `unreadable_object`, ...); the judge is re-asked. Verdicts
+   that agree give that verdict, scores and rationale from the last object. Pointwise the same: scores
+   that differ are `conflicting_scores`.
 3. A winner is one of the allowed spellings, case and blanks aside: `a`, `answer a`, `assistant a`,
    `response a`, `[[a]]` (and the same for b), `tie`, `c`, `[[c]]`, `equal`, `both`, `draw`. Anything else
    (`Dance`, a hex string, a number, `""`, null) makes the object unreadable, `invalid_winner`, even where
-   its scores would decide; without a winner key, `score_a` and `score_b` decide. A score is a finite
-   number, or a string holding a plain decimal number; not a boolean, not NaN or infinity, and within
-   1..scale when the caller gives the scale; else `invalid_score`.
+   its scores would decide. Without a winner key `score_a` and `score_b` decide; a winner its own scores
+   contradict is `conflicting_verdicts`; an object that gives a key twice (`winner`, `Winner`) with
+   different values is `unreadable_object`. A score is a finite number, or a string holding a plain decimal
+   number; not a boolean, not NaN or infinity, and within 1..scale when the caller gives the scale; else
+   `invalid_score`.
 
 Nothing raises: an unreadable text gives `winner` / `score` None and `error` "reason: detail", the reason
 one of no_verdict / no_score, conflicting_verdicts / conflicting_scores, invalid_winner, invalid_score,
@@ -98,7 +101,14 @@ def _number(value: Any, scale: int | None, name: str) -> float:
 
 
 def _lower(obj: dict) -> dict:
-    return {k.lower(): v for k, v in obj.items() if isinstance(k, str)}
+    """The object with lower-case keys; `Winner` and `winner` holding different values is unreadable."""
+    keys, names = {}, {}
+    for key, value in obj.items():
+        lower = key.lower() if isinstance(key, str) else key
+        if lower in keys and keys[lower] != value:
+            raise Unreadable("unreadable_object", f"the keys {names[lower]!r} and {key!r} disagree")
+        keys[lower], names[lower] = value, key
+    return keys
 
 
 def _text(value: Any) -> str | None:
@@ -177,7 +187,8 @@ def _read(text: Any, keys: tuple[str, ...], read: Callable[[dict], Any]) -> tupl
     for found in chain([first] if first is not None else [], objects):
         relevant = found.value is not None or found.unread
         if found.unread or found.partial or (relevant and not found.closed):
-            raise Unreadable("unreadable_object", f"the object at character {found.start} could not be read whole")
+            raise Unreadable("unreadable_object", f"the object at character {found.start} could not be read "
+                                                  "(not JSON, a key given twice, or cut off)")
         if found.value is not None and (reading := read(found.value)) is not None:
             readings.append(reading)
     if scan.stopped:
@@ -219,8 +230,9 @@ def _parse_verdict(text: str, scale: int | None = None) -> Verdict:
 
 
 def _parse_score(text: str, aspects: list[str] | None = None, scale: int | None = None) -> Score:
-    """Read a pointwise judge's answer. With `aspects` (a rubric), the score is the mean of those aspects'
-    scores; `scale`: scores must lie in 1..scale. `score` is None when no single score can be read."""
+    """Read a pointwise judge's answer. With `aspects` (a rubric), the score is the mean of the scores it gives
+    those aspects (others are ignored); `scale`: scores must lie in 1..scale. `score` is None when no single
+    score can be read (`error` says why)."""
     leading, scores, scan = _read(text, _SCORE_KEYS, lambda obj: _score_from(obj, aspects, scale))
     if leading is not None:
         return leading

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from prefdata.backends.structured import loads
+from prefdata.backends.structured import DUPLICATE, loads
 
 MAX_CHARS = 32_000  # longest judge answer read; a longer one is unreadable unless it starts with its verdict
 MAX_DEPTH = 8  # a verdict nests two levels (pointwise: {"scores": {...}})
@@ -122,6 +122,8 @@ class Scan:
             return Found(start, end, None)
         value, why = loads(span, repair=False)
         partial = False
+        if why is not None and why.startswith(DUPLICATE):
+            return Found(start, end, None, unread=True)
         if why is not None:
             piece = span[:REPAIR_CHARS]
             if len(piece) > self.budget:
