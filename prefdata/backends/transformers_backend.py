@@ -1,4 +1,8 @@
-"""Local generation with Hugging Face transformers: batched, left-padded, CPU or GPU."""
+"""Local generation with Hugging Face transformers: batched, left-padded, CPU or GPU.
+
+The chat template is rendered to text and tokenized with special tokens parsed (`prompt_texts`), so text
+inside a message that spells one of the tokenizer's special or added tokens would become that token:
+`special_tokens()` lists them, and the judge defuses them in the text it shows (prefdata.judge.markers)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Sequence
 
 from prefdata.backends import structured
 from prefdata.backends.base import ChatRequest, ChatResponse, SamplingParams
+from prefdata.errors import PrefdataError
 
 
 @lru_cache(maxsize=2)
@@ -24,6 +29,34 @@ def _load(model: str, device: str):
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
     return tokenizer, network, device
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def special_tokens_of(tokenizer) -> tuple[str, ...]:
+    """Every special and added token of `tokenizer` (sorted): the text its template must not meet as is."""
+    added = [token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values()]
+    return tuple(sorted(set(tokenizer.all_special_tokens) | set(added)))
+
+
+def special_tokens_at(path: str, model: str | None = None) -> tuple[str, ...]:
+    """The special and added tokens of the tokenizer at `path` (a folder or Hub id), loaded alone."""
+    try:
+        return special_tokens_of(_tokenizer(path))
+    except Exception as exc:  # noqa: BLE001 - a missing or broken model folder, an unknown Hub id
+        raise PrefdataError(f"cannot load the tokenizer of {model or path} ({path}) to defuse its special tokens "
+                            f"in judged text: {exc}"[:400]) from None
+
+
+def prompt_texts(tokenizer, requests: Sequence[ChatRequest]) -> list[str]:
+    """Each request as the model reads it: its messages through the chat template, then the prefill."""
+    return [tokenizer.apply_chat_template(r.as_messages(), tokenize=False, add_generation_prompt=True) + r.prefill
+            for r in requests]
 
 
 def _seed(requests: Sequence[ChatRequest]) -> int:
@@ -54,6 +87,12 @@ class TransformersBackend:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer, network.eval(), network.device
 
+    def special_tokens(self) -> tuple[str, ...]:
+        """This model's special and added tokens, from its tokenizer alone (the weights are not loaded)."""
+        if self.loaded is not None:
+            return special_tokens_of(self.loaded[0])
+        return special_tokens_at(self.path, self.model)
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Plain generate has no constrained decoding: a schema goes in the prompt and the answer is checked."""
         asked = [structured.in_prompt(r, 0) if r.json_schema is not None else r for r in requests]
@@ -77,10 +116,7 @@ class TransformersBackend:
         import torch
 
         tokenizer, network, device = self._network()
-        texts = [
-            tokenizer.apply_chat_template(r.as_messages(), tokenize=False, add_generation_prompt=True) + r.prefill
-            for r in requests
-        ]
+        texts = prompt_texts(tokenizer, requests)
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         sample = params.temperature > 0
         torch.manual_seed(params.seed + _seed(requests))

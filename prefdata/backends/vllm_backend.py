@@ -72,6 +72,12 @@ class VLLMBackend:
                                       len(result.prompt_token_ids or []), len(best.token_ids or []))
         return out  # type: ignore[return-value]
 
+    def special_tokens(self) -> tuple[str, ...]:
+        """The model's special and added tokens: vLLM renders the chat template and parses them as tokens too."""
+        from prefdata.backends.transformers_backend import special_tokens_at
+
+        return special_tokens_at(dict(self.engine_args).get("tokenizer", self.model), self.model)
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         answers = self._run(requests)
         return structured.check_batch(self._run, requests, answers, self.schema_retries)

@@ -1,4 +1,8 @@
-"""Ask a judge, and re-ask with a corrective message (up to a bound) when its answer cannot be read."""
+"""Ask a judge, and re-ask with a corrective message (up to a bound) when its answer cannot be read.
+
+Every answer that came back is kept with its text (and is in the request cache), readable or not, so a
+re-run reads the same answers again without asking or paying. A row's `error` is the request's failure
+when no answer came, else why the last answer could not be read, else None (`error_of`)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ RETRY_MARK = "\n\n--- re-asked ---\n\n"
 @dataclass
 class Asked:
     texts: list[str] = field(default_factory=list)  # every answer, prefill included, in order
-    error: str | None = None
+    error: str | None = None  # the request's failure when no answer came
 
     @property
     def last(self) -> str | None:
@@ -24,6 +28,13 @@ class Asked:
     @property
     def raw(self) -> str | None:
         return RETRY_MARK.join(self.texts) if self.texts else None
+
+
+def error_of(asked: Asked, parsed) -> str | None:
+    """The row's `error`: the request's failure, or why the parsed answer (a Verdict or Score) is unreadable."""
+    if parsed is None:
+        return asked.error or "no_answer: the judge gave no answer"
+    return parsed.error
 
 
 def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[str], bool], retries: int,

@@ -12,7 +12,7 @@ import xxhash
 from prefdata.backends import Backend, ChatRequest, SamplingParams
 from prefdata.context import Context
 from prefdata.judge import prompts as judge_prompts
-from prefdata.judge.asking import ask
+from prefdata.judge.asking import ask, error_of
 from prefdata.judge.parsing import parse_verdict
 from prefdata.spec import JudgeSpec
 
@@ -39,16 +39,18 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
     """`pairs`: comparisons with `prompt`. Returns JUDGMENTS rows."""
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
     requests, rows = [], []
+    own = judge_prompts.own_tokens(backend)
     for row in pairs.iter_rows(named=True):
         for order in orders(row["a_id"], row["b_id"], config.swap):
             first, second = (row["a_text"], row["b_text"]) if order == "ab" else (row["b_text"], row["a_text"])
-            messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt)
+            messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt, own)
             requests.append(ChatRequest.of(messages, params=params, **judge_prompts.shape(
                 backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL)))
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})
-    readable = lambda text: parse_verdict(text).winner is not None  # noqa: E731
+    read = lambda text: parse_verdict(text, scale=judge_prompts.PAIRWISE_SCALE)  # noqa: E731
+    readable = lambda text: read(text).winner is not None  # noqa: E731
     for row, asked in zip(rows, ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")):
-        verdict = parse_verdict(asked.last) if asked.last is not None else None
+        verdict = read(asked.last) if asked.last is not None else None
         swapped = row["order"] == "ba"
         winner = verdict.winner if verdict else None
         scores = (verdict.score_a, verdict.score_b) if verdict else (None, None)
@@ -60,7 +62,7 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             rationale=verdict.rationale if verdict else None,
             raw=asked.raw,
             parse_ok=winner is not None,
-            error=asked.error,
+            error=error_of(asked, verdict),
             attempts=len(asked.texts),
         )
     return rows

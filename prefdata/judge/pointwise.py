@@ -13,7 +13,7 @@ import polars as pl
 from prefdata.backends import Backend, ChatRequest, SamplingParams
 from prefdata.context import Context
 from prefdata.judge import prompts as judge_prompts
-from prefdata.judge.asking import ask
+from prefdata.judge.asking import ask, error_of
 from prefdata.judge.parsing import parse_score
 from prefdata.spec import JudgeSpec
 
@@ -29,19 +29,21 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
     shape = judge_prompts.shape(backend.name, judge_prompts.score_schema(aspects),
                                 judge_prompts.pointwise_prefill(aspects))
-    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt), params=params, **shape)
-                for p, text in candidates.select("prompt", "response").iter_rows()]
-    in_range = lambda text: (s := parse_score(text, aspects).score) is not None and 1 <= s <= scale  # noqa: E731
+    own = judge_prompts.own_tokens(backend)
+    requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt, own), params=params,
+                               **shape) for p, text in candidates.select("prompt", "response").iter_rows()]
+    read = lambda text: parse_score(text, aspects, scale)  # noqa: E731 - scores outside 1..scale are unreadable
+    readable = lambda text: read(text).score is not None  # noqa: E731
     rows = []
-    asked_all = ask(backend, requests, in_range, config.retries, ctx, f"judge ({name})")
+    asked_all = ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")
     for (prompt_id, candidate_id), asked in zip(candidates.select("prompt_id", "candidate_id").iter_rows(), asked_all):
-        score = parse_score(asked.last, aspects) if asked.last is not None else None
-        ok = score is not None and score.score is not None and 1 <= score.score <= scale
+        score = read(asked.last) if asked.last is not None else None
+        ok = score is not None and score.score is not None
         rows.append({"prompt_id": prompt_id, "judge": name, "candidate_id": candidate_id,
                      "score": score.score if ok else None,
                      "aspects": json.dumps(score.aspects) if score else None,
                      "rationale": score.rationale if score else None, "raw": asked.raw, "parse_ok": ok,
-                     "error": asked.error, "attempts": len(asked.texts)})
+                     "error": error_of(asked, score), "attempts": len(asked.texts)})
     return pl.DataFrame(rows, schema=SCORES) if rows else pl.DataFrame(schema=SCORES)
 
 
