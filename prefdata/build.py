@@ -148,7 +148,8 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     judged, judged_extras = runner.stage("judge", [generated.kept, prompts] + ([gold] if gold is not None else []),
                                          judge_config, run_judge)
     counts["judge"] = judged_extras["counts"]
-    failed["judge"] = _failures("judge", judged.kept["error"], judged.kept.height, runner)
+    unanswered = judged.kept.filter(pl.col("raw").is_null())["error"]  # an unreadable answer is not a failed request
+    failed["judge"] = _failures("judge", unanswered, judged.kept.height, runner)
     # computed from the judgments on every run, so a judge stage saved by an older version gets today's figures
     judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
     voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]

