@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 cmd=$(awk '/^## On a fresh machine/{s=1} s&&/^```bash/{b=1;next} b&&/^```/{exit} b{print}' README.md)
 [ -n "$cmd" ] || { echo "ci/main_job.sh: no command found under '## On a fresh machine' in README.md"; exit 1; }
 venv=$(mktemp -d)/venv
-home=$(mktemp -d)
+# PREFDATA_HOME starts empty; with PREFDATA_MAIN_JOB_HOME set (by .ci/run) it is kept afterwards, so the tests can
+# start from its request cache instead of sending the quickstart's requests again.
+home=${PREFDATA_MAIN_JOB_HOME:-$(mktemp -d)}
+rm -rf "$home" && mkdir -p "$home"
 python3 -m venv "$venv"
 . "$venv/bin/activate"
 python -m pip install --quiet --upgrade pip
@@ -19,4 +22,5 @@ echo "main job: finished in $(( $(date +%s) - start )) s"
 python -c "import pyarrow.parquet as pq; print('main job: out/quickstart/data.parquet holds', pq.read_metadata('out/quickstart/data.parquet').num_rows, 'pairs')"
 test -f out/quickstart/README.md
 deactivate
-rm -rf "$venv" "$home"
+rm -rf "$venv"
+[ -n "${PREFDATA_MAIN_JOB_HOME:-}" ] || rm -rf "$home"
