@@ -14,6 +14,7 @@ class SamplingParams:
     top_p: float = 0.95
     max_tokens: int = 256
     seed: int = 0
+    logprobs: int = 0  # alternatives per generated token to return with their log-probabilities (0: none)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class ChatRequest:
 
     def key(self, backend: str, model: str) -> str:
         """Cache key: everything that changes the answer, and nothing secret."""
-        payload = {"backend": backend, "model": model, "messages": self.messages, "params": self.params.__dict__,
+        params = {k: v for k, v in self.params.__dict__.items() if k != "logprobs" or v}  # old keys stay valid
+        payload = {"backend": backend, "model": model, "messages": self.messages, "params": params,
                    "prefill": self.prefill, "sample": self.sample}
         if self.json_schema is not None:  # only when set, so keys made before the field existed stay valid
             payload["json_schema"] = self.json_schema
@@ -59,6 +61,10 @@ class ChatResponse:
     tokens_in: int = 0
     tokens_out: int = 0
     error: str | None = None  # "category: message", e.g. "rate_limited: 429 ... (after 6 attempts)"
+    # Per generated token, when the request asked for `logprobs` and the backend gives them:
+    # [token text, its log-probability, {alternative token text: log-probability}] (JSON-friendly lists).
+    # The tokens' texts joined are the answer as generated (before any structured-output normalisation).
+    logprobs: list | None = None
 
     @property
     def reason(self) -> str | None:
@@ -67,8 +73,11 @@ class ChatResponse:
 
     def to_json(self) -> str:
         # Spelled out rather than dataclasses.asdict: this runs once per answer, and asdict is slow.
-        return json.dumps({"text": self.text, "finish_reason": self.finish_reason, "tokens_in": self.tokens_in,
-                           "tokens_out": self.tokens_out, "error": self.error})
+        data = {"text": self.text, "finish_reason": self.finish_reason, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "error": self.error}
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> "ChatResponse":
