@@ -75,6 +75,8 @@ def main() -> None:
         answers = run_requests(backend, requests, cache)
         elapsed = time.perf_counter() - begin
         assert all(a.error is None for a in answers), [a.error for a in answers if a.error][:3]
+        if args.logprobs:  # the per-token texts join to the answer (the interface's promise)
+            assert all("".join(t for t, _, _ in a.logprobs) == a.text for a in answers)
         return elapsed, sum(a.tokens_out for a in answers)
 
     rates: dict[str, list[float]] = {"vllm": [], "ours": []}
@@ -82,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         theirs(), ours(folder, -1)  # warm-up: the first batch of an engine is slow
         for n in range(args.rounds):
-            for name, run in (("vllm", theirs), ("ours", lambda: ours(folder, n))):
+            for name, run in (("vllm", theirs), ("ours", lambda n=n: ours(folder, n))):
                 elapsed, count = run()
                 rates[name].append(count / elapsed)
                 tokens[name] = count

@@ -41,14 +41,19 @@ def token_logprobs(output: Any, k: int, tokenizer: Any) -> list:
     """Per generated token [text, logprob, {alternative: logprob}] from vLLM's `CompletionOutput.logprobs`
     (one {token_id: Logprob} per position: the sampled token, plus the top `k` by rank). The texts join to
     `output.text`: vLLM's per-token `decoded_token` spells special tokens (the final end-of-turn) and byte
-    pieces of a character its own way, so on a mismatch the texts come from decoding growing prefixes."""
+    pieces of a character its own way, so on a mismatch special tokens count as "" and, if the texts still
+    do not join to the answer, they come from decoding growing prefixes."""
     rows = []
     for token, position in zip(output.token_ids, output.logprobs or []):
         chosen = position[token]
         alternatives = {(lp.decoded_token or ""): lp.logprob for lp in position.values()
                         if lp.rank is not None and lp.rank <= k}
         rows.append([chosen.decoded_token or "", chosen.logprob, alternatives])
-    if "".join(row[0] for row in rows) != output.text:
+    if "".join(row[0] for row in rows) != output.text:  # most often the end-of-turn token, absent from the text
+        special = set(getattr(tokenizer, "all_special_ids", ()))
+        for token, row in zip(output.token_ids, rows):
+            row[0] = "" if token in special else row[0]
+    if "".join(row[0] for row in rows) != output.text:  # byte pieces of a character: decode growing prefixes
         for row, piece in zip(rows, _pieces(tokenizer, list(output.token_ids), output.text)):
             row[0] = piece
     return rows
