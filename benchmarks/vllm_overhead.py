@@ -2,7 +2,9 @@
 parameters (seeded, so both paths generate the same tokens), driven directly and through `VLLMBackend` +
 `run_requests` with a fresh request cache each round (cache keys, a SQLite commit, the answers' bookkeeping:
 what a build pays). Rounds alternate vLLM / ours after a warm-up of each; the median of each is reported,
-in generated tokens per second. The last line is JSON with `ratio` = ours / vLLM.
+in generated tokens per second. The last line is JSON with `ratio` = ours / vLLM, and
+`ours_outside_vllm_ms`: the time our path spends outside `LLM.chat` (what prefdata adds, measured
+directly, so it does not drown in the rounds' noise on a shared machine).
 
 Run it with the vLLM venv (bash ci/vllm_env.sh), on a CPU or a GPU:
 
@@ -64,22 +66,35 @@ def main() -> None:
     direct = VllmParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=11,
                         logprobs=args.logprobs or None)
 
+    chat, inside = llm.chat, [0.0]
+
+    def timed_chat(*args, **kwargs):  # our path's time inside vLLM; the rest of its time is ours
+        begin = time.perf_counter()
+        try:
+            return chat(*args, **kwargs)
+        finally:
+            inside[0] += time.perf_counter() - begin
+
+    llm.chat = timed_chat  # this instance only (the benchmark's), so our backend's calls are timed
+
     def theirs() -> tuple[float, int]:
         begin = time.perf_counter()
-        outputs = llm.chat(convos, [direct] * len(convos), use_tqdm=False)
+        outputs = chat(convos, [direct] * len(convos), use_tqdm=False)
         return time.perf_counter() - begin, sum(len(o.outputs[0].token_ids) for o in outputs)
 
     def ours(folder: str, n: int) -> tuple[float, int]:
         cache = RequestCache(Path(folder) / f"cache-{n}.sqlite")  # fresh: every request reaches the engine
-        begin = time.perf_counter()
+        begin, inside[0] = time.perf_counter(), 0.0
         answers = run_requests(backend, requests, cache)
         elapsed = time.perf_counter() - begin
+        overhead.append(elapsed - inside[0])
         assert all(a.error is None for a in answers), [a.error for a in answers if a.error][:3]
         if args.logprobs:  # the per-token texts join to the answer (the interface's promise)
             assert all("".join(t for t, _, _ in a.logprobs) == a.text for a in answers)
         return elapsed, sum(a.tokens_out for a in answers)
 
     rates: dict[str, list[float]] = {"vllm": [], "ours": []}
+    overhead: list[float] = []
     tokens: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         theirs(), ours(folder, -1)  # warm-up: the first batch of an engine is slow
@@ -88,13 +103,15 @@ def main() -> None:
                 elapsed, count = run()
                 rates[name].append(count / elapsed)
                 tokens[name] = count
-                print(f"round {n + 1} {name:>4}: {count} tokens in {elapsed:6.2f} s = {count / elapsed:7.1f} tok/s",
-                      flush=True)
+                extra = f" ({overhead[-1] * 1000:.0f} ms outside vLLM)" if name == "ours" else ""
+                print(f"round {n + 1} {name:>4}: {count} tokens in {elapsed:6.2f} s = {count / elapsed:7.1f} tok/s"
+                      + extra, flush=True)
     median = {name: statistics.median(r) for name, r in rates.items()}
     result = {"ratio": round(median["ours"] / median["vllm"], 4), "ours_tok_s": round(median["ours"], 1),
               "vllm_tok_s": round(median["vllm"], 1), "same_tokens": tokens["ours"] == tokens["vllm"],
               "prompts": len(convos), "max_tokens": args.max_tokens, "rounds": args.rounds,
-              "logprobs": args.logprobs, "engine_load_s": round(load, 1)}
+              "logprobs": args.logprobs, "engine_load_s": round(load, 1),
+              "ours_outside_vllm_ms": round(statistics.median(overhead[1:]) * 1000, 1)}
     print(json.dumps(result))
 
 
