@@ -99,7 +99,7 @@ def test_logprobs_per_token_join_to_the_answer_and_survive_the_cache(backend, tm
     for answer in answers:
         assert answer.error is None and len(answer.logprobs) == answer.tokens_out
         assert "".join(text for text, _, _ in answer.logprobs) == answer.text
-        for text, logprob, alternatives in answer.logprobs:
+        for _, logprob, alternatives in answer.logprobs:
             assert logprob <= 0 and 1 <= len(alternatives) <= 3 and all(v <= 0 for v in alternatives.values())
             assert logprob >= max(alternatives.values()) - 1e-3  # greedy: the chosen token is the likeliest
     assert any(a.finish_reason == "stop" for a in answers)  # the end-of-turn token is in the count, as ""
@@ -146,7 +146,8 @@ def test_reward_model_scores_match_transformers(reward_model):
     answers = ["Blue, because it is calm.", "I do not know.", "Red! It is the colour of energy and warmth.",
                "Green " * 40]
     requests = [ChatRequest.of(USER + [{"role": "assistant", "content": a}]) for a in answers]
-    requests.append(ChatRequest.of([{"role": "user", "content": "word " * 3000}, {"role": "assistant", "content": "x"}]))
+    too_long = [{"role": "user", "content": "word " * 3000}, {"role": "assistant", "content": "x"}]
+    requests.append(ChatRequest.of(too_long))
     backend = VLLMRewardBackend(str(reward_model), engine_args={**ENGINE, "dtype": "float32"})
     assert backend.model.startswith(reward_model.name + "@")  # the weights' hash, for the cache
     got = backend.generate(requests)
@@ -194,7 +195,8 @@ def test_build_with_vllm_generator_and_judges(embedded_model, tmp_path):
     assert candidates["response"].n_unique() > 16  # three different samples per prompt
     judgments = pl.read_parquet(out / "judgments.parquet")
     # 8 x 3 pairs in both orders and a rubric score per answer (48 + 24), and the gold items' judgments
-    assert counts["judge"]["judgments"] == 72 and judgments.height >= 72 and judgments["error"].drop_nulls().str.starts_with("backend_error").sum() == 0
+    assert counts["judge"]["judgments"] == 72 and judgments.height >= 72
+    assert judgments["error"].drop_nulls().str.starts_with("backend_error").sum() == 0
     # Structured output makes every verdict JSON; what the 135M judge puts in it is another matter (scores of
     # -1 or 0.5, a rationale cut at max_tokens: about 40% unreadable in the run measured), and it is counted.
     assert judgments["parse_ok"].mean() > 0.3, judgments.filter(~pl.col("parse_ok"))["error"].to_list()
