@@ -109,6 +109,28 @@ def test_logprobs_per_token_join_to_the_answer_and_survive_the_cache(backend, tm
     assert cache.hits == 2
 
 
+def test_logprob_texts_join_across_byte_pieces_and_the_end_of_turn(embedded_model):
+    """vLLM's per-token texts (its own detokenizer, no engine needed) spell an emoji's byte tokens as two
+    U+FFFD and the end-of-turn token as itself; ours join to the answer vLLM returns (special tokens skipped)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+    from vllm.logprobs import Logprob
+    from vllm.tokenizers.detokenizer_utils import convert_ids_list_to_tokens
+
+    from prefdata.backends.vllm_backend import token_logprobs
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    for text in ("Blue is calm — café 😀 ok.", "plain text"):
+        ids = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        spelled = convert_ids_list_to_tokens(tokenizer, ids)
+        output = SimpleNamespace(token_ids=ids, text=tokenizer.decode(ids, skip_special_tokens=True),
+                                 logprobs=[{i: Logprob(-0.5, 1, s)} for i, s in zip(ids, spelled)])
+        rows = token_logprobs(output, 1, tokenizer)
+        assert "".join(row[0] for row in rows) == output.text == text and rows[-1][0] == ""
+        assert all(row[1] == -0.5 and len(row[2]) == 1 for row in rows)
+
+
 def test_a_prompt_too_long_fails_its_row_only(backend):
     from prefdata.backends import ChatRequest, SamplingParams
 
