@@ -34,7 +34,8 @@ def test_without_vllm_the_backend_says_what_to_install():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (HAS_VLLM and _gpu()), reason="vLLM is not installed (it needs a CUDA GPU; pip install "
-                    "'prefdata[vllm]' on a GPU machine)" if not HAS_VLLM else "vLLM needs a CUDA GPU; none is visible")
+                    "'prefdata[vllm]' on a GPU machine)" if not HAS_VLLM else "no CUDA GPU visible (on a CPU, "
+                    "tests/test_vllm_real.py runs vLLM's CPU build: bash ci/vllm_check.sh)")
 def test_vllm_generates_in_batches_with_structured_output(embedded_model):
     backend = make_backend(BackendSpec(kind="vllm", model=str(embedded_model), batch_size=64,
                                        engine_args={"gpu_memory_utilization": 0.3, "max_model_len": 2048}))
