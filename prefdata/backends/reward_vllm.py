@@ -11,28 +11,10 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Sequence
 
 from prefdata.backends.base import ChatRequest, ChatResponse
-
-
-def weights_id(path: str | Path) -> str:
-    """A name that tells weights apart, for the request cache: a local folder's weight files hashed (xxh3-128),
-    a Hub id as it is. The same function as align/evaluate.py's `weights_id` (same ids), until core has one."""
-    import xxhash
-
-    folder = Path(path)
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else []
-    if not files:
-        return str(path)
-    digest = xxhash.xxh3_128()
-    for file in files:
-        digest.update(file.name.encode())
-        with file.open("rb") as handle:
-            while block := handle.read(1 << 24):
-                digest.update(block)
-    return f"{folder.name}@{digest.hexdigest()[:16]}"
+from prefdata.backends.weights import weights_id
 
 
 @lru_cache(maxsize=1)
