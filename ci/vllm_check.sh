@@ -2,7 +2,7 @@
 # vLLM for real on this machine's CPU (no GPU needed): makes .venv-vllm if needed (ci/vllm_env.sh), then
 # runs tests/test_vllm_real.py there: prefdata's VLLMBackend (samples, prefill, structured verdicts,
 # logprobs, a too-long prompt), VLLMRewardBackend against transformers, and a whole `prefdata build` on vLLM.
-# Not part of CI (ci/main_job.sh): three engine starts take minutes on a CPU. About 6 min on 2 cores.
+# Not part of CI (.ci/run): three engine starts take minutes on a CPU; 7.5 to 10 min measured on 2 cores.
 # Extra arguments go to pytest, e.g. `bash ci/vllm_check.sh -k reward`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
