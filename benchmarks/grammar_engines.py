@@ -25,6 +25,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llamafactory" / "dpo_en_demo.json"
 DEPENDENCIES = {"xgrammar": ["xgrammar", "apache-tvm-ffi", "triton"], "llguidance": ["llguidance"],
                 "outlines": ["outlines", "outlines-core", "diskcache", "genson"]}
 
@@ -46,7 +47,7 @@ def requests(n: int, max_tokens: int):
     from prefdata.backends import ChatRequest, SamplingParams
     from prefdata.judge import prompts
 
-    rows = json.loads(Path("/work/shared/data/llamafactory/dpo_en_demo.json").read_text())[:n]
+    rows = json.loads(DATA.read_text())[:n]
     if not rows:
         raise SystemExit("no shared data")
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
@@ -144,9 +145,17 @@ def run(batch_requests, schema, engine, tokenizer, network, vocab):
     seconds = time.perf_counter() - start
     new = out[:, batch["input_ids"].shape[1]:]
     answers = tokenizer.batch_decode(new, skip_special_tokens=True)
-    valid = sum(structured.parse(a, schema)[1] is None for a in answers)
+    valid = sum(strict(a) and structured.parse(a, schema)[1] is None for a in answers)  # no repair allowed
     return {"compile_s": round(compile_s, 3), "batch_s": round(seconds, 2), "valid": valid / len(answers),
             "tokens": int((new != tokenizer.pad_token_id).sum())}, answers
+
+
+def strict(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -156,8 +165,6 @@ def main() -> None:
     parser.add_argument("--engines", default="xgrammar,llguidance,outlines")
     parser.add_argument("--plain", action="store_true", help="also the schemas as prompts.py defines them")
     args = parser.parse_args()
-
-    import torch
 
     from prefdata.backends import embedded
     from prefdata.backends.transformers_backend import _load

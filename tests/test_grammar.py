@@ -30,9 +30,10 @@ def judge_requests(max_tokens: int, budget: int | None = None, logprobs: int = 0
     params = SamplingParams(max_tokens=max_tokens, logprobs=logprobs, **GREEDY)
     budget = budget or max_tokens
     return [ChatRequest.of(prompts.pairwise(prompt, chosen, rejected), params=params,
-                           **prompts.shape("transformers", prompts.VERDICT_SCHEMA, "", budget)),
+                           **prompts.shape("transformers", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, budget)),
             ChatRequest.of(prompts.pointwise(prompt, chosen, ASPECTS, 10), params=params,
-                           **prompts.shape("transformers", prompts.score_schema(ASPECTS), "", budget, 10))]
+                           **prompts.shape("transformers", prompts.score_schema(ASPECTS), prompts.pointwise_prefill(ASPECTS),
+                                           budget, 10))]
 
 
 def test_the_judge_asks_local_backends_for_a_bounded_schema():
@@ -119,7 +120,9 @@ def test_without_the_engine_the_prompt_and_check_path_still_works(backend, monke
     assert not grammar.available()
     assert prompts.shape("transformers", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, 40) == \
         {"prefill": prompts.PAIRWISE_PREFILL}
-    request = judge_requests(24)[0]
+    shown = judge_requests(24)[0]  # the prefilled request the judge now sends; a caller may still give a schema
+    assert shown.json_schema is None and shown.prefill == prompts.PAIRWISE_PREFILL
+    request = ChatRequest(shown.messages, shown.params, json_schema=prompts.VERDICT_SCHEMA)
     monkeypatch.setattr("prefdata.backends.transformers_backend._warned", False)
     with pytest.warns(RuntimeWarning, match="not installed"):
         [answer] = TransformersBackend(backend.model, path=backend.path, schema_retries=0).generate([request])
