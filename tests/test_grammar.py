@@ -29,11 +29,10 @@ def judge_requests(max_tokens: int, budget: int | None = None, logprobs: int = 0
     chosen, rejected = row["chosen"]["value"][:300], row["rejected"]["value"][:300]
     params = SamplingParams(max_tokens=max_tokens, logprobs=logprobs, **GREEDY)
     budget = budget or max_tokens
-    return [ChatRequest.of(prompts.pairwise(prompt, chosen, rejected), params=params,
-                           **prompts.shape("transformers", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, budget)),
-            ChatRequest.of(prompts.pointwise(prompt, chosen, ASPECTS, 10), params=params,
-                           **prompts.shape("transformers", prompts.score_schema(ASPECTS), prompts.pointwise_prefill(ASPECTS),
-                                           budget, 10))]
+    pairwise = prompts.shape("transformers", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, budget)
+    rubric = prompts.shape("transformers", prompts.score_schema(ASPECTS), prompts.pointwise_prefill(ASPECTS), budget, 10)
+    return [ChatRequest.of(prompts.pairwise(prompt, chosen, rejected), params=params, **pairwise),
+            ChatRequest.of(prompts.pointwise(prompt, chosen, ASPECTS, 10), params=params, **rubric)]
 
 
 def test_the_judge_asks_local_backends_for_a_bounded_schema():
@@ -74,7 +73,8 @@ def test_an_answer_cut_by_a_tiny_budget_is_an_invalid_json_row(backend):
     # The judge reads the cut text: the verdict comes first, so a cut object (repaired by the bounded scanner)
     # can still give it; otherwise the row says why. Never an exception.
     verdict, score = parse_verdict(answers[0].text, scale=10), parse_score(answers[1].text, ASPECTS, 10)
-    assert (verdict.winner is None) == (verdict.error is not None) and (score.score is None) == (score.error is not None)
+    assert (verdict.winner is None) == (verdict.error is not None)
+    assert (score.score is None) == (score.error is not None)
 
 
 def test_logprobs_join_to_the_answer_and_come_from_the_raw_distribution(backend, tmp_path):

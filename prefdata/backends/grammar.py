@@ -1,12 +1,14 @@
 """Grammar-constrained decoding for the local transformers backend: a JSON Schema becomes a token mask per step.
 
 Engine: llguidance (Microsoft's Rust engine behind guidance; also a structured-output backend of vLLM, SGLang
-and llama.cpp). Chosen by measurement (benchmarks/grammar_engines.py): xgrammar, llguidance and outlines-core
-all made every judge answer valid JSON for the judge's schemas, at a per-step cost small next to the model's
-forward pass on a CPU; llguidance compiles a schema in milliseconds (lazily, no warm-up), supports the
-`maxLength` and integer `minimum`/`maximum` that keep an answer within max_tokens, and is one 8 MB wheel with no
-dependency, whereas xgrammar pulls in triton (about 1 GB on Linux x86_64, of no use on a CPU) and outlines
-pulls in four packages and builds a regex index per schema.
+and llama.cpp). Chosen by measurement (benchmarks/grammar_engines.py, on the embedded model): xgrammar,
+llguidance and outlines-core all made every judge answer strict JSON valid for the judge's schemas, and on this
+loaded CPU their batch times could not be told apart from the model's own. What decided: llguidance is one 8 MB
+wheel with no dependency, whereas xgrammar pulls in triton (999 MB on Linux x86_64, of no use on a CPU: the
+`embedded` extra would grow by a gigabyte for CI and every user) and outlines compiled slowest (10-28 s, a regex
+index per schema) and pulls in four packages. llguidance supports the `maxLength` and integer
+`minimum`/`maximum` that keep a verdict within max_tokens, compiles a schema in about 40 ms once its view of the
+vocabulary is built (3.6 s, once per tokenizer), and takes one matcher per row of a batch.
 
 One matcher per row of a batch; rows without a schema are not masked. Properties are generated in the order
 of the schema's `required` list (the request's schema text has sorted keys, so `properties` lost its order):
