@@ -30,7 +30,8 @@ def judge_requests(max_tokens: int, budget: int | None = None, logprobs: int = 0
     params = SamplingParams(max_tokens=max_tokens, logprobs=logprobs, **GREEDY)
     budget = budget or max_tokens
     pairwise = prompts.shape("transformers", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, budget)
-    rubric = prompts.shape("transformers", prompts.score_schema(ASPECTS), prompts.pointwise_prefill(ASPECTS), budget, 10)
+    rubric = prompts.shape("transformers", prompts.score_schema(ASPECTS), prompts.pointwise_prefill(ASPECTS),
+                           budget, 10)
     return [ChatRequest.of(prompts.pairwise(prompt, chosen, rejected), params=params, **pairwise),
             ChatRequest.of(prompts.pointwise(prompt, chosen, ASPECTS, 10), params=params, **rubric)]
 
