@@ -183,7 +183,8 @@ def main() -> None:
     vocab = network.config.vocab_size
     results: dict = {"n": args.n, "max_tokens": args.max_tokens, "engines": {}}
     for kind, (batch_requests, schema) in requests(args.n, args.max_tokens).items():
-        forms = [("as sent", prompts.for_grammar(schema, args.max_tokens))] + ([("plain", schema)] if args.plain else [])
+        forms = [("as sent", prompts.for_grammar(schema, args.max_tokens))]
+        forms += [("plain", schema)] if args.plain else []
         for form, shaped in forms:
             label = f"{kind} ({form})"
             base, _ = run(batch_requests, shaped, "none", tokenizer, network, vocab)
