@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
+from prefdata.backends import grammar
 from prefdata.fingerprint import fingerprint
 from prefdata.judge.panel import KEYS, resolve
 
@@ -73,9 +74,11 @@ def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
     for figures in (pairwise, rubric):
         assert figures["gold_accuracy"]["n"] == 4 and figures["gold_accuracy"]["few"]
         assert figures["parse_failure_rate"]["n"] == figures["verdicts"]
+        if grammar.available():  # decoded under the verdict schema's grammar: no verdict is unreadable
+            assert figures["parse_failure_rate"]["value"] == 0, figures["parse_failure_rate"]
     matrix = judging["agreement"]
     assert set(matrix) == {"smol-pairwise", "smol-rubric"}
-    # agreement rests on the items both judges decided (the 135M judge leaves many unreadable)
+    # agreement rests on the items both judges decided (without a grammar engine the 135M judge leaves many unreadable)
     resolved = resolve(pl.read_parquet(work / "first" / "judgments.parquet"), "tie").filter(~pl.col("gold"))
     decided = resolved.filter(pl.col("verdict").is_not_null()).group_by(KEYS).len().filter(pl.col("len") == 2)
     assert matrix["smol-pairwise"]["smol-rubric"]["items"] == decided.height

@@ -45,7 +45,7 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             first, second = (row["a_text"], row["b_text"]) if order == "ab" else (row["b_text"], row["a_text"])
             messages = judge_prompts.pairwise(row["prompt"], first, second, config.prompt, own)
             requests.append(ChatRequest.of(messages, params=params, **judge_prompts.shape(
-                backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL)))
+                backend.name, judge_prompts.VERDICT_SCHEMA, judge_prompts.PAIRWISE_PREFILL, config.max_tokens)))
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})
     read = lambda text: parse_verdict(text, scale=judge_prompts.PAIRWISE_SCALE)  # noqa: E731
     readable = lambda text: read(text).winner is not None  # noqa: E731

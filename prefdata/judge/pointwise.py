@@ -28,7 +28,7 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
     aspects, scale = config.rubric.aspects, config.rubric.scale
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
     shape = judge_prompts.shape(backend.name, judge_prompts.score_schema(aspects),
-                                judge_prompts.pointwise_prefill(aspects))
+                                judge_prompts.pointwise_prefill(aspects), config.max_tokens, scale)
     own = judge_prompts.own_tokens(backend)
     requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt, own), params=params,
                                **shape) for p, text in candidates.select("prompt", "response").iter_rows()]

@@ -107,8 +107,10 @@ CORRECTION = ("Your reply could not be read as the JSON object asked for. Reply 
 
 
 # Structured output: backends with a native mechanism (OpenAI response_format, Anthropic forced tool use,
-# vLLM guided decoding) get the schema; local transformers models get the prefill instead.
+# vLLM guided decoding) get the schema; local transformers models (the embedded one too) decode under the
+# schema's grammar when the grammar engine is installed (`grammar.available()`), and get the prefill otherwise.
 NATIVE_STRUCTURED = {"openai", "anthropic", "vllm"}
+GRAMMAR_STRUCTURED = {"transformers"}
 
 VERDICT_SCHEMA = {
     "type": "object",
@@ -117,6 +119,7 @@ VERDICT_SCHEMA = {
     "required": ["winner", "score_a", "score_b", "rationale"],
     "additionalProperties": False,
 }
+GRAMMAR_OVERHEAD = 28  # tokens of a verdict or rubric object without its rationale (SmolLM2's tokenizer: 20-26)
 
 
 def score_schema(aspects: list[str]) -> dict:
@@ -126,8 +129,29 @@ def score_schema(aspects: list[str]) -> dict:
             "required": ["scores", "rationale"], "additionalProperties": False}
 
 
-def shape(backend_name: str, schema: dict, prefill: str) -> dict:
+def for_grammar(schema: dict, max_tokens: int, scale: int = PAIRWISE_SCALE) -> dict:
+    """The schema as a grammar backend gets it, so that an answer fits in `max_tokens`: scores are integers
+    from 1 to `scale` (a number grammar allows endless digits), and the rationale, which the grammar backend
+    writes last (it orders properties as `required` lists them: verdict first), has a maxLength in characters
+    of about three per token left after the rest of the object."""
+    out = dict(schema)
+    if schema.get("type") == "number":
+        return {"type": "integer", "minimum": 1, "maximum": scale}
+    if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: for_grammar(v, max_tokens, scale) for k, v in schema["properties"].items()}
+        if "rationale" in out["properties"]:
+            out["properties"]["rationale"] = {"type": "string",
+                                              "maxLength": max(0, 3 * (max_tokens - GRAMMAR_OVERHEAD))}
+    return out
+
+
+def shape(backend_name: str, schema: dict, prefill: str, max_tokens: int = 256, scale: int = PAIRWISE_SCALE) -> dict:
     """ChatRequest keyword arguments that ask for a JSON answer the way this backend does best."""
     if backend_name in NATIVE_STRUCTURED:
         return {"json_schema": schema}
+    if backend_name in GRAMMAR_STRUCTURED:
+        from prefdata.backends import grammar
+
+        if grammar.available():
+            return {"json_schema": for_grammar(schema, max_tokens, scale)}
     return {"prefill": prefill}
