@@ -106,11 +106,12 @@ CORRECTION = ("Your reply could not be read as the JSON object asked for. Reply 
               "nothing else.")
 
 
-# Structured output: backends with a native mechanism (OpenAI response_format, Anthropic forced tool use,
-# vLLM guided decoding) get the schema; local transformers models (the embedded one too) decode under the
-# schema's grammar when the grammar engine is installed (`grammar.available()`), and get the prefill otherwise.
-NATIVE_STRUCTURED = {"openai", "anthropic", "vllm"}
-GRAMMAR_STRUCTURED = {"transformers"}
+# Structured output: backends with a native mechanism (OpenAI response_format, Anthropic forced tool use)
+# get the schema; vLLM (its own structured outputs) and local transformers models (the embedded one too, when
+# the grammar engine is installed: `grammar.available()`) decode under a grammar, so they get the bounded
+# schema (`for_grammar`); the rest get the prefill.
+NATIVE_STRUCTURED = {"openai", "anthropic"}
+GRAMMAR_STRUCTURED = {"transformers", "vllm"}
 
 VERDICT_SCHEMA = {
     "type": "object",
@@ -152,6 +153,6 @@ def shape(backend_name: str, schema: dict, prefill: str, max_tokens: int = 256, 
     if backend_name in GRAMMAR_STRUCTURED:
         from prefdata.backends import grammar
 
-        if grammar.available():
+        if backend_name == "vllm" or grammar.available():
             return {"json_schema": for_grammar(schema, max_tokens, scale)}
     return {"prefill": prefill}
