@@ -47,7 +47,7 @@ def answer_text(body: dict) -> str:
     if "impartial judge" in text:
         winner = "A" if int(key, 16) % 2 else "B"
         return json.dumps({"winner": winner, "score_a": 7 if winner == "A" else 4,
-                           "score_b": 4 if winner == "A" else 7, "rationale": "planted verdict"})
+                           "score_b": 4 if winner == "A" else 7, "rationale": f"planted verdict {key[:6]}"})
     if "matches this JSON Schema" in text:
         return json.dumps({"name": "planted", "score": 3})
     last = [m for m in body.get("messages", []) if m["role"] == "user"][-1]["content"]

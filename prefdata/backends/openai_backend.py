@@ -94,7 +94,7 @@ def read_logprobs(given: Any, skip: int = 0) -> list | None:
                     alternatives[alt["token"]] = float(alt["logprob"])
             tokens.append([token, float(logprob), alternatives])
         return _trim(tokens, skip)
-    except (AttributeError, TypeError, ValueError, OverflowError):  # any other shape: no log-probabilities, the answer stands
+    except (AttributeError, TypeError, ValueError, OverflowError):  # another shape: no log-probabilities, answer stands
         return None
 
 

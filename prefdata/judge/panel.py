@@ -26,7 +26,7 @@ POINTS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 PROBABILITIES = ("confidence", "p_a", "p_b", "p_tie")
 
 
-def _with_probabilities(judgments: pl.DataFrame) -> pl.DataFrame:
+def with_probabilities(judgments: pl.DataFrame) -> pl.DataFrame:
     """Judgments saved before confidence existed have none: null columns."""
     missing = [pl.lit(None, dtype=pl.Float64).alias(c) for c in PROBABILITIES if c not in judgments.columns]
     return judgments.with_columns(missing) if missing else judgments
@@ -35,7 +35,7 @@ def _with_probabilities(judgments: pl.DataFrame) -> pl.DataFrame:
 def resolve(judgments: pl.DataFrame, inconsistent: str = "tie") -> pl.DataFrame:
     """One row per (judge, comparison): `verdict`, `consistent` (null when fewer than two readable
     orders), mean `score_a` / `score_b`, and `confidence` (mean over its readable judgments; null if none)."""
-    grouped = _with_probabilities(judgments).group_by(["judge", *KEYS], maintain_order=True).agg(
+    grouped = with_probabilities(judgments).group_by(["judge", *KEYS], maintain_order=True).agg(
         pl.col("winner").drop_nulls().alias("verdicts"),
         pl.col("score_a").mean(),
         pl.col("score_b").mean(),
@@ -170,7 +170,7 @@ def decision_confidence(judgments: pl.DataFrame, decided: pl.DataFrame) -> pl.Da
     """Per comparison (KEYS), `confidence`: the mean over its readable judgments of the probability each gave to
     the panel's decision: `p_a` / `p_b` / `p_tie` where the judgment has them, else (pointwise: one probability,
     of its own verdict) its `confidence` when its verdict is the decision and 1 - `confidence` when not."""
-    joined = _with_probabilities(judgments).filter(pl.col("winner").is_not_null()).join(
+    joined = with_probabilities(judgments).filter(pl.col("winner").is_not_null()).join(
         decided.select(*KEYS, "decision"), on=KEYS)
     spread = (pl.when(pl.col("decision") == "a").then("p_a").when(pl.col("decision") == "b").then("p_b")
               .when(pl.col("decision") == "tie").then("p_tie"))

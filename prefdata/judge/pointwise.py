@@ -18,8 +18,8 @@ import polars as pl
 
 from prefdata.backends import Backend, ChatRequest
 from prefdata.context import Context
-from prefdata.judge import prompts as judge_prompts
 from prefdata.judge import confidence
+from prefdata.judge import prompts as judge_prompts
 from prefdata.judge.asking import ask, error_of, judge_params
 from prefdata.judge.parsing import parse_score
 from prefdata.spec import JudgeSpec
