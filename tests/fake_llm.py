@@ -40,10 +40,18 @@ def text_of(body: dict) -> str:
     return "\n".join(parts)
 
 
+_RUBRIC = re.compile(r"Rate the answer on each aspect from 1 to (\d+):")
+
+
 def answer_text(body: dict) -> str:
     """A deterministic answer: a verdict for judge prompts, JSON when the schema is in the prompt, else prose."""
     text = text_of(body)
     key = digest(body)
+    if "impartial judge" in text and (rubric := _RUBRIC.search(text)):  # a pointwise judge: a score per aspect
+        scale = int(rubric.group(1))
+        aspects = re.findall(r"^- (\w+):", text[rubric.end():], re.MULTILINE)
+        scores = {a: int(key[2 * i:2 * i + 2], 16) % scale + 1 for i, a in enumerate(aspects[:8])}
+        return json.dumps({"scores": scores, "rationale": f"planted scores {key[:6]}"})
     if "impartial judge" in text:
         winner = "A" if int(key, 16) % 2 else "B"
         return json.dumps({"winner": winner, "score_a": 7 if winner == "A" else 4,

@@ -30,9 +30,9 @@ def write_spec(work, url, judges, **extra):
     return work / "spec.yaml"
 
 
-def judge(url, kind="openai", **more):
-    base = url + ("/v1" if kind == "openai" else "")
-    return {"backend": {"kind": kind, "model": f"fake-{kind}", "base_url": base, "max_attempts": 1,
+def judge(url, backend="openai", **more):
+    base = url + ("/v1" if backend == "openai" else "")
+    return {"backend": {"kind": backend, "model": f"fake-{backend}", "base_url": base, "max_attempts": 1,
                         "concurrency": 2}, **more}
 
 
@@ -264,3 +264,24 @@ def test_a_quoted_verdict_cannot_fake_a_probability():
     assert confidence.pairwise(read_logprobs(logprobs_of(twice, 20)), "", "b") is None  # a key given twice
     in_prefill = read_logprobs(logprobs_of('", "score_a": 3}', 20))
     assert confidence.pairwise(in_prefill, '{"winner": "A', "a") is None  # the verdict is not the judge's token
+
+
+def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
+    rubric = {"aspects": ["helpfulness", "accuracy"], "scale": 10}
+    with FakeLLM() as fake:
+        spec = write_spec(tmp_path, fake.url, [judge(fake.url, name="rubric", kind="pointwise", rubric=rubric)])
+        done = run_cli("build", spec)
+    assert done.returncode in (0, 1), done.stderr
+    scores = pl.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert scores.height == 9 and scores["parse_ok"].all()
+    assert scores["confidence"].null_count() == 0 and scores["confidence"].is_between(0, 1).all()
+    assert scores["expected_score"].null_count() == 0 and scores["expected_score"].is_between(1, 10).all()
+    tens = scores.filter(pl.col("aspects").str.contains(": 10"))  # scores of 10: `1`, `0` tokens, read as 10
+    assert tens.height == 0 or tens["confidence"].null_count() == 0
+    judged = pl.read_parquet(tmp_path / "out" / "judgments.parquet")
+    by_id = dict(scores.select("candidate_id", "confidence").iter_rows())
+    for row in judged.iter_rows(named=True):  # a judgment of two scores: the product of their confidences
+        assert row["confidence"] == pytest.approx(by_id[row["a_id"]] * by_id[row["b_id"]])
+        assert row["p_a"] is None and row["order"] is None
+    data = pl.read_parquet(tmp_path / "out" / "data.parquet")
+    assert data.height and data["confidence"].is_between(0, 1).all()
