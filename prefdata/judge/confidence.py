@@ -22,14 +22,16 @@ between 10 (those starting with `0`) and 1 (the rest that are not digits); a `1`
 another digit cannot be split and is left out before renormalising.
 
 Bounded and total: at most MAX_TOKENS tokens, MAX_CHARS characters and MAX_ALTERNATIVES alternatives per
-token are read, malformed entries (wrong types, NaN, positive log-probabilities) make the whole list
-unreadable, and no function here raises: anything unexpected gives None.
+token are read (alternatives only at the tokens read), a malformed token (wrong types, NaN, a positive
+log-probability) makes the whole list unreadable, a malformed alternative is skipped, and no function here
+raises: anything unexpected gives None.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import islice
 from typing import Any
 
 MAX_TOKENS = 4_096
@@ -47,8 +49,9 @@ _INTEGER = re.compile(r"[0-9]{1,2}")
 LABELS = ("a", "b", "tie")
 
 
-def _tokens(logprobs: Any) -> list[tuple[str, dict[str, float]]] | None:
-    """[(token text, {alternative: logprob} with the token itself)], or None when anything is malformed."""
+def _tokens(logprobs: Any) -> list[tuple[str, float, dict]] | None:
+    """[(token text, logprob, alternatives as given)], or None when a token is malformed (its place would be
+    unknown, and so every place after it). Alternatives are checked only where they are read (`_options`)."""
     if not isinstance(logprobs, list) or not logprobs:
         return None
     out, chars = [], 0
@@ -58,16 +61,20 @@ def _tokens(logprobs: Any) -> list[tuple[str, dict[str, float]]] | None:
         text, logprob, alternatives = item
         if not isinstance(text, str) or not _logprob(logprob) or not isinstance(alternatives, dict):
             return None
-        options = {}
-        for alt, value in list(alternatives.items())[:MAX_ALTERNATIVES]:
-            if isinstance(alt, str) and _logprob(value):
-                options[alt] = float(value)
-        options[text] = max(float(logprob), options.get(text, -math.inf))
-        out.append((text, options))
+        out.append((text, float(logprob), alternatives))
         chars += len(text)
         if chars > MAX_CHARS:
             break
     return out
+
+
+def _options(token: tuple[str, float, dict]) -> dict[str, float]:
+    """A token's alternatives (the first MAX_ALTERNATIVES well-formed ones) and the token itself."""
+    text, logprob, alternatives = token
+    options = {alt: float(value) for alt, value in islice(alternatives.items(), MAX_ALTERNATIVES)
+               if isinstance(alt, str) and _logprob(value)}
+    options[text] = max(logprob, options.get(text, -math.inf))
+    return options
 
 
 def _logprob(value: Any) -> bool:
@@ -126,11 +133,11 @@ def _walk(text: str, position: int, path: tuple, found: dict, twice: set, member
 
 def _locate(tokens: list, prefill: str, path: tuple[str, ...]) -> tuple[int, int] | None:
     """(index of the generated token holding the value at `path`, characters of that token before it)."""
-    at = value_starts(prefill + "".join(t for t, _ in tokens)).get(path)
+    at = value_starts(prefill + "".join(t for t, _, _ in tokens)).get(path)
     if at is None or at < len(prefill):
         return None  # not there, or inside the prefill: not the judge's own token
     offset = at - len(prefill)
-    for index, (text, _) in enumerate(tokens):
+    for index, (text, _, _) in enumerate(tokens):
         if offset < len(text):
             return index, offset
         offset -= len(text)
@@ -159,7 +166,7 @@ def pairwise(logprobs: Any, prefill: str, winner: str | None) -> dict[str, float
         if where is None or winner not in LABELS:
             return None
         index, cut = where
-        token, options = tokens[index]
+        token, options = tokens[index][0], _options(tokens[index])
         if _label(_tail(token, cut)) != winner:
             return None  # the token there does not spell the verdict read: nothing to say
         mass = dict.fromkeys(LABELS, 0.0)
@@ -187,11 +194,11 @@ def _aspect(tokens: list, prefill: str, aspect: str, scale: int, given: float) -
     if where is None:
         return None
     index, cut = where
-    token, options = tokens[index]
+    token, options = tokens[index][0], _options(tokens[index])
     mine = _score(_tail(token, cut), scale)
     split = None  # share of a `1` that is really the first digit of 10
     if mine == 1 and scale >= 10 and index + 1 < len(tokens):
-        nxt = tokens[index + 1][1]
+        nxt = _options(tokens[index + 1])
         zero = sum(math.exp(lp) for alt, lp in nxt.items() if alt.startswith("0"))
         ended = sum(math.exp(lp) for alt, lp in nxt.items() if alt[:1] and not alt[:1].isdigit())
         split = zero / (zero + ended) if zero + ended > 0 else None
