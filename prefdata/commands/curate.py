@@ -135,8 +135,8 @@ def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_j
     typer.echo(f"{figures['rows_in']} rows in: {figures['rows_out']} written to {output}, "
                f"{dropped.height} dropped ({reasons})" + (f" in {where}" if dropped.height else ""), err=True)
     if extra.get("kept_without_confidence"):
-        typer.echo(f"{extra['kept_without_confidence']} rows have no confidence (their judges' backend gave no token "
-                   f"probabilities): kept, not tested against --min-confidence", err=True)
+        typer.echo(f"{extra['kept_without_confidence']} rows have no confidence (not judged by prefdata, or their "
+                   f"judges' backend gives no token probabilities): kept, not tested against --min-confidence", err=True)
 
 
 def dedupe(
