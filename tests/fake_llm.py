@@ -245,6 +245,12 @@ def _anthropic(body: dict, text: str) -> dict:
         tool = body["tool_choice"]["name"]
         props = next(t for t in body["tools"] if t["name"] == tool)["input_schema"].get("properties", {})
         planted = {k: (3 if v.get("type") in ("integer", "number") else "planted") for k, v in props.items()}
+        if "impartial judge" in text_of(body):  # a judge: its verdict as the tool input, when it is an object
+            try:
+                verdict = json.loads(text)
+            except ValueError:
+                verdict = None
+            planted = verdict if isinstance(verdict, dict) else planted
         return {**base, "stop_reason": "tool_use",
                 "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": planted}]}
     last = body["messages"][-1]

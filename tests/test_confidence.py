@@ -9,19 +9,25 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import DPO_DEMO, run_cli
 from fake_llm import FakeLLM, logprobs_of
 from prefdata.backends import ChatRequest, SamplingParams
 from prefdata.backends.openai_backend import OpenAIBackend, read_logprobs, read_reply
 from prefdata.judge import confidence
 from prefdata.judge.panel import decide, resolve
+from prefdata.io import read_dataset
 from prefdata.judge.stage import JUDGMENTS
 
-PROMPTS = ["What is the capital of France?", "Name a prime number above 10.", "Give one tip for sleeping well."]
+N_PROMPTS = 6
+
+
+def prompts() -> list[str]:
+    """The first prompts of the LLaMA-Factory DPO demo (real user questions)."""
+    return [turns[-1]["content"] for turns in read_dataset(DPO_DEMO).frame.head(N_PROMPTS)["prompt"].to_list()]
 
 
 def write_spec(work, url, judges, **extra):
-    (work / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    (work / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts()))
     backend = {"kind": "openai", "model": "fake-gpt", "concurrency": 2, "max_attempts": 1, "base_url": url + "/v1"}
     spec = {"name": "confidence", "sources": [{"path": "prompts.jsonl"}],
             "generate": {"backend": backend, "n": 3, "max_tokens": 30}, "judges": judges, "curate": [],
@@ -38,11 +44,10 @@ def judge(url, backend="openai", **more):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """One build: an OpenAI judge (with log-probabilities) and an Anthropic judge (none) on the same fakes."""
+    """One build with an OpenAI judge (with log-probabilities) on the fake server."""
     work = tmp_path_factory.mktemp("confidence")
     with FakeLLM() as fake:
-        spec = write_spec(work, fake.url, [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")],
-                          panel={"pairing": "all_pairs"})
+        spec = write_spec(work, fake.url, [judge(fake.url, name="gpt")], panel={"pairing": "all_pairs"})
         done = run_cli("build", spec)
         judge_bodies = [b for b in fake.bodies("/chat/completions") if "impartial judge" in json.dumps(b)]
     assert done.returncode in (0, 1), done.stderr  # 1: validation of a tiny set may fail
@@ -57,7 +62,7 @@ def test_openai_judges_ask_for_logprobs_and_generators_do_not(built):
 
 def test_judgments_have_confidence_and_probabilities_summing_to_one(built):
     gpt = built["judgments"].filter(pl.col("judge") == "gpt", pl.col("parse_ok"))
-    assert gpt.height == 18  # 3 prompts x 3 pairs x 2 orders
+    assert gpt.height == N_PROMPTS * 3 * 2  # 3 pairs of candidates per prompt, 2 orders
     assert gpt["confidence"].null_count() == 0 and gpt["confidence"].is_between(0, 1).all()
     total = gpt.select(pl.col("p_a") + pl.col("p_b") + pl.col("p_tie")).to_series()
     assert ((total - 1).abs() < 1e-9).all()
@@ -71,7 +76,7 @@ def test_swapped_order_is_de_swapped(built):
     """Recompute each `ba` judgment's shown-order probabilities from the served tokens: p_a is what the judge
     gave the answer shown second."""
     rows = built["judgments"].filter(pl.col("judge") == "gpt", pl.col("order") == "ba")
-    assert rows.height == 9
+    assert rows.height == N_PROMPTS * 3
     for row in rows.iter_rows(named=True):
         raw = row["raw"]
         shown = confidence.pairwise(read_logprobs(logprobs_of(raw, 20)), "", {"a": "b", "b": "a"}[row["winner"]])
@@ -95,17 +100,32 @@ def test_pair_confidence_is_the_mean_probability_of_the_decision(built):
     assert probs and row["confidence"] == pytest.approx(sum(probs) / len(probs))
 
 
-def test_anthropic_judge_has_no_confidence_and_the_card_says_so(built):
-    claude = built["judgments"].filter(pl.col("judge") == "claude")
-    assert claude.height and claude["confidence"].null_count() == claude.height
+def test_the_card_shows_each_judges_confidence(built):
     card = (built["out"] / "README.md").read_text()
-    assert "not available from the anthropic backend" in card
     line = next(li for li in card.splitlines() if li.startswith("| gpt |"))
     assert "mean 0." in line and "below 0.6" in line
     assert "Judges' confidence in the kept pairs' decisions:** mean" in card
     manifest = json.loads((built["out"] / "manifest.json").read_text())
+    figure = manifest["judging"]["judges"]["gpt"]["confidence"]
+    gpt = built["judgments"].filter(pl.col("judge") == "gpt")
+    assert figure["low"]["n"] == gpt.height and figure["mean"] == pytest.approx(gpt["confidence"].mean())
+    assert figure["low"]["k"] == int((gpt["confidence"] < 0.6).sum())
+
+
+def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
+    with FakeLLM() as fake:
+        spec = write_spec(tmp_path, fake.url, [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")])
+        done = run_cli("build", spec)
+    assert done.returncode in (0, 1), done.stderr
+    judged = pl.read_parquet(tmp_path / "out" / "judgments.parquet")
+    claude = judged.filter(pl.col("judge") == "claude")
+    assert claude.height == N_PROMPTS * 3 * 2 and claude["parse_ok"].all()  # verdicts, read
+    assert claude["confidence"].null_count() == claude.height and claude["p_a"].null_count() == claude.height
+    card = (tmp_path / "out" / "README.md").read_text()
+    line = next(li for li in card.splitlines() if li.startswith("| claude |"))
+    assert "not available from the anthropic backend" in line
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["judging"]["judges"]["claude"]["confidence"] is None
-    assert manifest["judging"]["judges"]["gpt"]["confidence"]["low"]["n"] == 18
 
 
 def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_path):
@@ -273,7 +293,7 @@ def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
         done = run_cli("build", spec)
     assert done.returncode in (0, 1), done.stderr
     scores = pl.read_parquet(tmp_path / "out" / "scores.parquet")
-    assert scores.height == 9 and scores["parse_ok"].all()
+    assert scores.height == N_PROMPTS * 3 and scores["parse_ok"].all()
     assert scores["confidence"].null_count() == 0 and scores["confidence"].is_between(0, 1).all()
     assert scores["expected_score"].null_count() == 0 and scores["expected_score"].is_between(1, 10).all()
     tens = scores.filter(pl.col("aspects").str.contains(": 10"))  # scores of 10: `1`, `0` tokens, read as 10
