@@ -8,14 +8,14 @@ import math
 import polars as pl
 import pytest
 import yaml
-
 from conftest import DPO_DEMO, run_cli
 from fake_llm import FakeLLM, logprobs_of
+
 from prefdata.backends import ChatRequest, SamplingParams
 from prefdata.backends.openai_backend import OpenAIBackend, read_logprobs, read_reply
+from prefdata.io import read_dataset
 from prefdata.judge import confidence
 from prefdata.judge.panel import decide, resolve
-from prefdata.io import read_dataset
 from prefdata.judge.stage import JUDGMENTS
 
 N_PROMPTS = 6
@@ -114,7 +114,8 @@ def test_the_card_shows_each_judges_confidence(built):
 
 def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
     with FakeLLM() as fake:
-        spec = write_spec(tmp_path, fake.url, [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")])
+        judges = [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")]
+        spec = write_spec(tmp_path, fake.url, judges)
         done = run_cli("build", spec)
     assert done.returncode in (0, 1), done.stderr
     judged = pl.read_parquet(tmp_path / "out" / "judgments.parquet")
@@ -208,7 +209,8 @@ def test_prefill_repeated_by_the_server_trims_its_tokens():
     assert "".join(t for t, _, _ in answer.logprobs) == answer.text
     winner = json.loads(request.prefill + answer.text)["winner"].lower()
     sure = confidence.pairwise(answer.logprobs, request.prefill, winner)
-    assert sure is not None and sure["confidence"] >= 0.5 and abs(sum(sure[k] for k in ("p_a", "p_b", "p_tie")) - 1) < 1e-9
+    assert sure is not None and sure["confidence"] >= 0.5
+    assert abs(sum(sure[k] for k in ("p_a", "p_b", "p_tie")) - 1) < 1e-9
 
 
 def test_pointwise_reads_split_and_whole_multi_digit_scores():

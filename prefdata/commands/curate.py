@@ -136,7 +136,8 @@ def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_j
                f"{dropped.height} dropped ({reasons})" + (f" in {where}" if dropped.height else ""), err=True)
     if extra.get("kept_without_confidence"):
         typer.echo(f"{extra['kept_without_confidence']} rows have no confidence (not judged by prefdata, or their "
-                   f"judges' backend gives no token probabilities): kept, not tested against --min-confidence", err=True)
+                   f"judges' backend gives no token probabilities): kept, not tested against --min-confidence",
+                   err=True)
 
 
 def dedupe(
