@@ -49,17 +49,22 @@ def built(tmp_path_factory):
     with FakeLLM() as fake:
         spec = write_spec(work, fake.url, [judge(fake.url, name="gpt")], panel={"pairing": "all_pairs"})
         done = run_cli("build", spec)
-        judge_bodies = [b for b in fake.bodies("/chat/completions") if "impartial judge" in json.dumps(b)]
+        bodies = fake.bodies("/chat/completions")
     assert done.returncode in (0, 1), done.stderr  # 1: validation of a tiny set may fail
     out = work / "out"
-    return {"out": out, "done": done, "bodies": judge_bodies, "work": work,
+    return {"out": out, "done": done, "bodies": bodies, "work": work,
             "judgments": pl.read_parquet(out / "judgments.parquet"), "data": pl.read_parquet(out / "data.parquet")}
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_openai_judges_ask_for_logprobs_and_generators_do_not(built):
-    assert built["bodies"] and all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in built["bodies"])
+    judging = [b for b in built["bodies"] if "impartial judge" in json.dumps(b)]
+    generating = [b for b in built["bodies"] if "impartial judge" not in json.dumps(b)]
+    assert judging and all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in judging)
+    assert generating and not any("logprobs" in b or "top_logprobs" in b for b in generating)
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_judgments_have_confidence_and_probabilities_summing_to_one(built):
     gpt = built["judgments"].filter(pl.col("judge") == "gpt", pl.col("parse_ok"))
     assert gpt.height == N_PROMPTS * 3 * 2  # 3 pairs of candidates per prompt, 2 orders
@@ -72,6 +77,7 @@ def test_judgments_have_confidence_and_probabilities_summing_to_one(built):
     assert ((given - gpt["confidence"]).abs() < 1e-12).all()
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_swapped_order_is_de_swapped(built):
     """Recompute each `ba` judgment's shown-order probabilities from the served tokens: p_a is what the judge
     gave the answer shown second."""
@@ -85,6 +91,7 @@ def test_swapped_order_is_de_swapped(built):
         assert json.loads(raw)["winner"] == {"a": "B", "b": "A"}[row["winner"]]
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_pair_confidence_is_the_mean_probability_of_the_decision(built):
     data, judged = built["data"], built["judgments"]
     assert data.height and data["confidence"].is_between(0, 1).all()
@@ -100,6 +107,7 @@ def test_pair_confidence_is_the_mean_probability_of_the_decision(built):
     assert probs and row["confidence"] == pytest.approx(sum(probs) / len(probs))
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_the_card_shows_each_judges_confidence(built):
     card = (built["out"] / "README.md").read_text()
     line = next(li for li in card.splitlines() if li.startswith("| gpt |"))
@@ -112,6 +120,7 @@ def test_the_card_shows_each_judges_confidence(built):
     assert figure["low"]["k"] == int((gpt["confidence"] < 0.6).sum())
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
     with FakeLLM() as fake:
         judges = [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")]
@@ -129,6 +138,7 @@ def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
     assert manifest["judging"]["judges"]["claude"]["confidence"] is None
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_path):
     data = built["data"]
     bound = float(data["confidence"].median())
@@ -150,6 +160,7 @@ def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_pat
     assert bad.returncode == 2 and "--min-confidence" in bad.stderr
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_curate_step_min_confidence_in_a_build(built):
     """The build again from its cache, with a filter step: drops are counted and nulls kept and said."""
     work = built["work"]
@@ -183,6 +194,7 @@ def test_panel_weight_confidence_changes_a_majority():
     assert decide(resolve(unrated), "majority", {}, "confidence")[0]["decision"].item() == "a"
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_panel_weight_in_a_build_from_the_cache(built):
     work = built["work"]
     spec = yaml.safe_load((work / "spec.yaml").read_text())
@@ -288,6 +300,7 @@ def test_a_quoted_verdict_cannot_fake_a_probability():
     assert confidence.pairwise(in_prefill, '{"winner": "A', "a") is None  # the verdict is not the judge's token
 
 
+@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
     rubric = {"aspects": ["helpfulness", "accuracy"], "scale": 10}
     with FakeLLM() as fake:
@@ -307,3 +320,27 @@ def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
         assert row["p_a"] is None and row["order"] is None
     data = pl.read_parquet(tmp_path / "out" / "data.parquet")
     assert data.height and data["confidence"].is_between(0, 1).all()
+
+
+@pytest.mark.slow  # a build (subprocess) on the fake servers
+def test_hostile_payloads_over_http_and_through_a_build(tmp_path):
+    """The fake server sends each hostile payload as `choices[0].logprobs`: the answer stands every time, and a
+    build whose judge gets NaN log-probabilities ends with readable verdicts and no confidence."""
+    nan_payload = {"content": [{"token": '{"', "logprob": float("nan"), "top_logprobs": []}]}
+    with FakeLLM() as fake:
+        backend = OpenAIBackend("fake", base_url=fake.url + "/v1", max_attempts=1)
+        request = ChatRequest.of([{"role": "system", "content": "You are an impartial judge."},
+                                  {"role": "user", "content": "A or B?"}], params=SamplingParams(logprobs=5))
+        for payload in [nan_payload, *HOSTILE[1:]]:
+            fake.logprobs_payload = payload
+            answer = backend.generate([request])[0]
+            assert answer.error is None and json.loads(answer.text)["winner"] in ("A", "B")
+            sure = confidence.pairwise(answer.logprobs, "", json.loads(answer.text)["winner"].lower())
+            assert sure is None or 0 <= sure["confidence"] <= 1
+        fake.logprobs_payload = nan_payload
+        done = run_cli("build", write_spec(tmp_path, fake.url, [judge(fake.url, name="gpt")]))
+    assert done.returncode in (0, 1), done.stderr
+    judged = pl.read_parquet(tmp_path / "out" / "judgments.parquet")
+    assert judged["parse_ok"].all() and judged["confidence"].null_count() == judged.height
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "not available (backend gives no token probabilities)" in card
