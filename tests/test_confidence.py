@@ -56,7 +56,6 @@ def built(tmp_path_factory):
             "judgments": pl.read_parquet(out / "judgments.parquet"), "data": pl.read_parquet(out / "data.parquet")}
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_openai_judges_ask_for_logprobs_and_generators_do_not(built):
     judging = [b for b in built["bodies"] if "impartial judge" in json.dumps(b)]
     generating = [b for b in built["bodies"] if "impartial judge" not in json.dumps(b)]
@@ -64,7 +63,6 @@ def test_openai_judges_ask_for_logprobs_and_generators_do_not(built):
     assert generating and not any("logprobs" in b or "top_logprobs" in b for b in generating)
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_judgments_have_confidence_and_probabilities_summing_to_one(built):
     gpt = built["judgments"].filter(pl.col("judge") == "gpt", pl.col("parse_ok"))
     assert gpt.height == N_PROMPTS * 3 * 2  # 3 pairs of candidates per prompt, 2 orders
@@ -77,7 +75,6 @@ def test_judgments_have_confidence_and_probabilities_summing_to_one(built):
     assert ((given - gpt["confidence"]).abs() < 1e-12).all()
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_swapped_order_is_de_swapped(built):
     """Recompute each `ba` judgment's shown-order probabilities from the served tokens: p_a is what the judge
     gave the answer shown second."""
@@ -91,7 +88,6 @@ def test_swapped_order_is_de_swapped(built):
         assert json.loads(raw)["winner"] == {"a": "B", "b": "A"}[row["winner"]]
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_pair_confidence_is_the_mean_probability_of_the_decision(built):
     data, judged = built["data"], built["judgments"]
     assert data.height and data["confidence"].is_between(0, 1).all()
@@ -107,7 +103,6 @@ def test_pair_confidence_is_the_mean_probability_of_the_decision(built):
     assert probs and row["confidence"] == pytest.approx(sum(probs) / len(probs))
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_the_card_shows_each_judges_confidence(built):
     card = (built["out"] / "README.md").read_text()
     line = next(li for li in card.splitlines() if li.startswith("| gpt |"))
@@ -120,7 +115,6 @@ def test_the_card_shows_each_judges_confidence(built):
     assert figure["low"]["k"] == int((gpt["confidence"] < 0.6).sum())
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
     with FakeLLM() as fake:
         judges = [judge(fake.url, name="gpt"), judge(fake.url, "anthropic", name="claude")]
@@ -138,7 +132,6 @@ def test_anthropic_judge_has_no_confidence_and_the_card_says_so(tmp_path):
     assert manifest["judging"]["judges"]["claude"]["confidence"] is None
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_path):
     data = built["data"]
     bound = float(data["confidence"].median())
@@ -160,7 +153,6 @@ def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_pat
     assert bad.returncode == 2 and "--min-confidence" in bad.stderr
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_curate_step_min_confidence_in_a_build(built):
     """The build again from its cache, with a filter step: drops are counted and nulls kept and said."""
     work = built["work"]
@@ -194,7 +186,6 @@ def test_panel_weight_confidence_changes_a_majority():
     assert decide(resolve(unrated), "majority", {}, "confidence")[0]["decision"].item() == "a"
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_panel_weight_in_a_build_from_the_cache(built):
     work = built["work"]
     spec = yaml.safe_load((work / "spec.yaml").read_text())
@@ -300,7 +291,6 @@ def test_a_quoted_verdict_cannot_fake_a_probability():
     assert confidence.pairwise(in_prefill, '{"winner": "A', "a") is None  # the verdict is not the judge's token
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
     rubric = {"aspects": ["helpfulness", "accuracy"], "scale": 10}
     with FakeLLM() as fake:
@@ -322,7 +312,6 @@ def test_pointwise_build_has_expected_scores_and_confidence(tmp_path):
     assert data.height and data["confidence"].is_between(0, 1).all()
 
 
-@pytest.mark.slow  # a build (subprocess) on the fake servers
 def test_hostile_payloads_over_http_and_through_a_build(tmp_path):
     """The fake server sends each hostile payload as `choices[0].logprobs`: the answer stands every time, and a
     build whose judge gets NaN log-probabilities ends with readable verdicts and no confidence."""
