@@ -177,13 +177,23 @@ def _curate_only(spec: Spec, runner: Runner) -> _Flow:
     return _Flow(sources.kept, [sources.dropped], counts, {}, {})
 
 
+def _step_counts(data: pl.DataFrame, step, result: schema.StageResult) -> dict:
+    counts = _counts(data.height, result)
+    if getattr(step, "min_confidence", None) is not None:  # kept for want of a confidence: said, never silent
+        from prefdata.curate.filters import unrated
+
+        counts["kept_without_confidence"] = unrated(result.kept)
+    return counts
+
+
 def _curate(flow: _Flow, spec: Spec, ctx: Context, runner: Runner) -> None:
     for index, step in enumerate(spec.curate):
         name = step.step if step.step not in flow.counts else f"{step.step}_{index}"
         data = flow.data
         curated, extras = runner.stage(
             f"curate.{index}.{step.step}", [data], step.model_dump(mode="json"),
-            lambda data=data, step=step: (result := run_step(data, step, ctx), {"counts": _counts(data.height, result)}),
+            lambda data=data, step=step: (result := run_step(data, step, ctx),
+                                          {"counts": _step_counts(data, step, result)}),
             group="curate")
         flow.counts[name] = extras["counts"]
         flow.data = curated.kept

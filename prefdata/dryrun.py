@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from prefdata.backends import gives_logprobs
 from prefdata.backends.base import ChatResponse
 from prefdata.backends.cost import Meter, price_table
 from prefdata.backends.ratelimit import estimate_tokens
@@ -90,6 +91,7 @@ class _CacheOnly:
 
     def __init__(self, spec: BackendSpec, tally: _Tally):
         self.name, self.model, self.tally = _name(spec), _model(spec), tally
+        self.gives_logprobs = gives_logprobs(spec.kind)  # the judges' requests, and so their keys, depend on it
 
     def generate(self, requests) -> list[ChatResponse]:
         label = self.tally.label

@@ -6,7 +6,9 @@ judge's two orders disagreed), `panel_tie`. Decided comparisons become pairs as 
 `all_pairs`, `best_vs_each` (the strongest candidate over each one it beat) or `best_vs_worst` (one
 pair per prompt); the rest are dropped as `not_selected`. Ties are never paired. `chosen_score` and
 `rejected_score` are the judges' mean scores on a 1-10 scale; `agreement` is the share of judges that
-agree with the panel, null when fewer than two judges gave a verdict on the pair.
+agree with the panel, null when fewer than two judges gave a verdict on the pair; `confidence` is the mean
+probability the judgments gave to the panel's decision (`panel.decision_confidence`; null without token
+log-probabilities).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.context import Context
 from prefdata.io import ids
-from prefdata.judge.panel import decide, resolve
+from prefdata.judge.panel import KEYS, decide, decision_confidence, resolve
 from prefdata.spec import PanelSpec
 
 STAGE = "pair"
@@ -66,7 +68,8 @@ def pair(judgments: pl.DataFrame, config: PanelSpec, ctx: Context | None = None,
     votes = judgments.filter(~pl.col("gold"))
     if judges is not None:
         votes = votes.filter(pl.col("judge").is_in(judges))
-    decided, strengths = decide(resolve(votes, config.inconsistent), config.method, scales or {})
+    decided, strengths = decide(resolve(votes, config.inconsistent), config.method, scales or {}, config.weight)
+    decided = decided.join(decision_confidence(votes, decided), on=KEYS, how="left")
     undecided = decided.filter(~pl.col("decision").is_in(["a", "b"]) | pl.col("decision").is_null())
     oriented = _oriented(decided.filter(pl.col("decision").is_in(["a", "b"])))
     oriented = oriented.join(_best_and_worst(strengths), on="prompt_id", how="left")
@@ -82,7 +85,7 @@ def pair(judgments: pl.DataFrame, config: PanelSpec, ctx: Context | None = None,
         .join(texts.rename({"candidate_id": "chosen_id", "response": "chosen_text"}), on="chosen_id")
         .join(texts.rename({"candidate_id": "rejected_id", "response": "rejected_text"}), on="rejected_id")
         .join(prompts.select("prompt_id", "prompt", "source"), on="prompt_id")
-        .select("prompt_id", "prompt", "source", "agreement", "judges", "chosen_score", "rejected_score",
+        .select("prompt_id", "prompt", "source", "agreement", "judges", "chosen_score", "rejected_score", "confidence",
                 _assistant(pl.col("chosen_text")).alias("chosen"),
                 _assistant(pl.col("rejected_text")).alias("rejected"))
     )

@@ -75,6 +75,7 @@ class PreferencePair(BaseModel):
     agreement: Score | None = None
     judges: list[str] = Field(default_factory=list)
     source: str | None = None
+    confidence: Annotated[Score, Field(ge=0, le=1)] | None = None  # the judges' probability of the decision
 
     @field_validator("prompt")
     @classmethod
@@ -161,6 +162,12 @@ JUDGMENTS = {
     "raw": pl.String,
     "parse_ok": pl.Boolean,
     "error": pl.String,
+    # How sure the judge was, from its token log-probabilities (null where its backend gives none): the
+    # probability of its verdict, and pairwise its probabilities of a, b and tie (summing to 1), de-swapped.
+    "confidence": pl.Float64,
+    "p_a": pl.Float64,
+    "p_b": pl.Float64,
+    "p_tie": pl.Float64,
 }
 
 PAIRS = {
@@ -175,6 +182,9 @@ PAIRS = {
     "judges": pl.List(pl.String),
     "source": pl.String,
     "prompt_id": pl.String,  # not in DESIGN's required list; kept for grouping (dedupe, splits)
+    # the mean, over judges and orders, of the probability each judgment gave to the panel's decision
+    # (null when no judgment had one: no token log-probabilities)
+    "confidence": pl.Float64,
 }
 
 UNPAIRED = {

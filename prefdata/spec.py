@@ -189,6 +189,9 @@ class PanelSpec(Strict):
         "tie", description="A judge whose two orders disagree: a tie, or settled by its mean scores.")
     pairing: Literal["best_vs_worst", "best_vs_each", "all_pairs"] = Field(
         "best_vs_worst", description="Which decided comparisons become pairs; ties are never paired.")
+    weight: Literal["equal", "confidence"] = Field(
+        "equal", description="equal: one judge, one vote. confidence: each verdict weighs the judge's confidence "
+                             "(token probabilities; 1 where the backend gives none) in the vote and the mean score.")
 
 
 class GoldSpec(Strict):

@@ -6,12 +6,21 @@ records every request. Faults are scripted: a queue of faults served to the next
 holds ALWAYS500 always fail, those holding ECHO_AUTH are refused with their credentials echoed in the
 error (a leak test), and `hang_after` answers that many requests, then holds the rest
 unanswered until `release()` (to kill a client mid-run). Run as a script, it serves until killed.
+
+Asked for `logprobs` (OpenAI), it returns real-shaped `choices[0].logprobs.content`: the served text cut
+into word, digit and punctuation tokens (digits one per token, as Llama-family tokenizers do, so `10` is
+two tokens), each with a log-probability and `top_logprobs` alternatives derived from the text (A/B/tie
+for a verdict letter, neighbouring digits for a digit). A server that repeats a prefill (this one does)
+sends the tokens of the repeated prefill too; the client trims them with the text. `logprobs_payload`,
+when set, is served as `choices[0].logprobs` verbatim (hostile payloads).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import sys
 import threading
 import time
@@ -31,14 +40,22 @@ def text_of(body: dict) -> str:
     return "\n".join(parts)
 
 
+_RUBRIC = re.compile(r"Rate the answer on each aspect from 1 to (\d+):")
+
+
 def answer_text(body: dict) -> str:
     """A deterministic answer: a verdict for judge prompts, JSON when the schema is in the prompt, else prose."""
     text = text_of(body)
     key = digest(body)
+    if "impartial judge" in text and (rubric := _RUBRIC.search(text)):  # a pointwise judge: a score per aspect
+        scale = int(rubric.group(1))
+        aspects = re.findall(r"^- (\w+):", text[rubric.end():], re.MULTILINE)
+        scores = {a: int(key[2 * i:2 * i + 2], 16) % scale + 1 for i, a in enumerate(aspects[:8])}
+        return json.dumps({"scores": scores, "rationale": f"planted scores {key[:6]}"})
     if "impartial judge" in text:
         winner = "A" if int(key, 16) % 2 else "B"
         return json.dumps({"winner": winner, "score_a": 7 if winner == "A" else 4,
-                           "score_b": 4 if winner == "A" else 7, "rationale": "planted verdict"})
+                           "score_b": 4 if winner == "A" else 7, "rationale": f"planted verdict {key[:6]}"})
     if "matches this JSON Schema" in text:
         return json.dumps({"name": "planted", "score": 3})
     last = [m for m in body.get("messages", []) if m["role"] == "user"][-1]["content"]
@@ -52,6 +69,7 @@ class FakeLLM:
         self.faults: deque[str] = deque()
         self.hang_after: int | None = None
         self.judge_answer: str | None = None  # when set, every judge prompt gets this text
+        self.logprobs_payload: object = None  # when set, served as choices[0].logprobs when logprobs are asked
         self.received: list[dict] = []  # every request: path, body, headers, time
         self.answered: Counter[str] = Counter()  # request digest -> times answered with a 200
         self._granted = 0  # requests let through to an answer
@@ -168,21 +186,53 @@ def _handler(fake: FakeLLM):
                 time.sleep(fake.delay_s)
             judging = fake.judge_answer is not None and "impartial judge" in text_of(body)
             text = fake.judge_answer if judging else answer_text(body)
-            self._send(200, _anthropic(body, text) if anthropic else _openai(body, text))
+            self._send(200, _anthropic(body, text) if anthropic else _openai(body, text, fake.logprobs_payload))
             with fake._lock:
                 fake.answered[digest(body)] += 1
 
     return Handler
 
 
-def _openai(body: dict, text: str) -> dict:
+_TOKENS = re.compile(r"\s*[^\W\d]+|\s*\d|\s*[^\w\s]+|\s+")  # words, single digits, punctuation runs
+
+
+def _alternatives(token: str) -> list[str]:
+    """Two plausible other tokens in the same place, with the token's leading blanks."""
+    core = token.lstrip()
+    blanks = token[:len(token) - len(core)]
+    if core in ("A", "B", "tie"):
+        return [blanks + c for c in ("A", "B", "tie") if c != core]
+    if core.isdigit():
+        d = int(core)
+        return [blanks + str(d + 1 if d < 9 else d - 1), blanks + str(d - 1 if d > 1 else d + 2)]
+    return [blanks + (core.upper() if core.upper() != core else core.lower() + "x"), blanks + core + "s"]
+
+
+def logprobs_of(text: str, top: int) -> dict:
+    """OpenAI's `choices[0].logprobs` for `text`: each token's probability is 0.5 to 0.95, derived from the
+    text and the token's place; the rest of the mass goes 2:1 to its two alternatives."""
+    content = []
+    for i, token in enumerate(_TOKENS.findall(text)):
+        h = int(hashlib.sha256(f"{i}:{text}".encode()).hexdigest()[:8], 16)
+        p = 0.5 + 0.45 * (h % 1000) / 999
+        ranked = [(token, p)] + list(zip(_alternatives(token), ((1 - p) * 2 / 3, (1 - p) / 3)))
+        content.append({"token": token, "logprob": math.log(p), "bytes": list(token.encode()),
+                        "top_logprobs": [{"token": t, "logprob": math.log(q), "bytes": list(t.encode())}
+                                         for t, q in ranked[:top]]})
+    return {"content": content, "refusal": None}
+
+
+def _openai(body: dict, text: str, payload: object = None) -> dict:
     tokens_in = len(text_of(body)) // 4
     max_tokens = body.get("max_tokens") or 10**6
     words = text.split(" ")
     finish = "length" if len(words) > max_tokens else "stop"
     text = " ".join(words[:max_tokens])
+    choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}
+    if body.get("logprobs"):
+        choice["logprobs"] = payload if payload is not None else logprobs_of(text, body.get("top_logprobs") or 0)
     return {"id": "chatcmpl-" + digest(body), "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
+            "choices": [choice],
             "usage": {"prompt_tokens": tokens_in, "completion_tokens": len(text.split(" ")),
                       "total_tokens": tokens_in + len(text.split(" "))}}
 
@@ -195,6 +245,12 @@ def _anthropic(body: dict, text: str) -> dict:
         tool = body["tool_choice"]["name"]
         props = next(t for t in body["tools"] if t["name"] == tool)["input_schema"].get("properties", {})
         planted = {k: (3 if v.get("type") in ("integer", "number") else "planted") for k, v in props.items()}
+        if "impartial judge" in text_of(body):  # a judge: its verdict as the tool input, when it is an object
+            try:
+                verdict = json.loads(text)
+            except ValueError:
+                verdict = None
+            planted = verdict if isinstance(verdict, dict) else planted
         return {**base, "stop_reason": "tool_use",
                 "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": planted}]}
     last = body["messages"][-1]

@@ -11,7 +11,21 @@ if TYPE_CHECKING:
     from prefdata.spec import BackendSpec
 
 __all__ = ["AsyncBackend", "Backend", "ChatRequest", "ChatResponse", "SamplingParams", "RequestCache",
-           "run_requests", "arun_requests", "make_backend"]
+           "run_requests", "arun_requests", "make_backend", "gives_logprobs"]
+
+
+_CLASSES = {"openai": ("openai_backend", "OpenAIBackend"), "anthropic": ("anthropic_backend", "AnthropicBackend"),
+            "vllm": ("vllm_backend", "VLLMBackend"), "transformers": ("transformers_backend", "TransformersBackend"),
+            "embedded": ("transformers_backend", "TransformersBackend")}
+
+
+def gives_logprobs(kind: str) -> bool:
+    """Whether a backend kind returns token log-probabilities (its class's `gives_logprobs` flag), without
+    making one (the dry run stands in for backends and must build the same requests)."""
+    from importlib import import_module
+
+    module, name = _CLASSES[kind]
+    return bool(getattr(getattr(import_module(f"prefdata.backends.{module}"), name), "gives_logprobs", False))
 
 
 def make_backend(spec: "BackendSpec") -> Backend:

@@ -74,6 +74,7 @@ def _seed(requests: Sequence[ChatRequest]) -> int:
 class TransformersBackend:
     name = "transformers"
     meter = None  # set by the run context (tokens; local models cost nothing)
+    gives_logprobs = True  # judges ask for token log-probabilities (SamplingParams.logprobs) to read confidence
 
     def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto",
                  schema_retries: int = 2, loaded: tuple | None = None):

@@ -76,6 +76,7 @@ def _pieces(tokenizer: Any, ids: list[int], text: str) -> list[str]:
 class VLLMBackend:
     name = "vllm"
     meter = None
+    gives_logprobs = True  # judges ask for token log-probabilities (SamplingParams.logprobs) to read confidence
 
     def __init__(self, model: str, *, batch_size: int = 256, engine_args: dict | None = None, schema_retries: int = 2):
         self.model = model

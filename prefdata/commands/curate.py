@@ -134,6 +134,10 @@ def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_j
     reasons = ", ".join(f"{n} {reason}" for reason, n in figures["dropped"].items()) or "none"
     typer.echo(f"{figures['rows_in']} rows in: {figures['rows_out']} written to {output}, "
                f"{dropped.height} dropped ({reasons})" + (f" in {where}" if dropped.height else ""), err=True)
+    if extra.get("kept_without_confidence"):
+        typer.echo(f"{extra['kept_without_confidence']} rows have no confidence (not judged by prefdata, or their "
+                   f"judges' backend gives no token probabilities): kept, not tested against --min-confidence",
+                   err=True)
 
 
 def dedupe(
@@ -170,6 +174,9 @@ def filter_(
     output: Path = typer.Argument(..., help="Output: .jsonl, .parquet or a folder."),
     min_margin: Optional[float] = typer.Option(None, help="Drop pairs whose score margin is below this (or missing)."),
     min_agreement: Optional[float] = typer.Option(None, help="Drop pairs with less judge agreement (0..1)."),
+    min_confidence: Optional[float] = typer.Option(None, help="Drop pairs whose judges' confidence (0..1, from token "
+                                                   "probabilities) is below this; pairs without one are kept and "
+                                                   "counted."),
     min_length: Optional[int] = typer.Option(None, help="Shortest chosen/rejected answer allowed."),
     max_length: Optional[int] = typer.Option(None, help="Longest chosen/rejected answer allowed."),
     max_prompt_length: Optional[int] = typer.Option(None, help="Longest prompt (all turns) allowed."),
@@ -189,7 +196,8 @@ def filter_(
     from prefdata.curate.config import DecontaminateConfig, FilterConfig
 
     configs: list = [make_config(FilterConfig, min_margin=min_margin, min_agreement=min_agreement,
-                                 min_length=min_length, max_length=max_length, max_prompt_length=max_prompt_length,
+                                 min_confidence=min_confidence, min_length=min_length, max_length=max_length,
+                                 max_prompt_length=max_prompt_length,
                                  max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer)]
     if decontaminate:
         configs.append(make_config(DecontaminateConfig, {"eval_sets": "--decontaminate", "field": "--eval-field",
@@ -197,7 +205,12 @@ def filter_(
                                    eval_sets=decontaminate, field=eval_field, ngram=eval_ngram))
     result = read_pairs(source, format, on_error)
     kept, dropped = run_steps(result, configs)
-    finish(result, kept, dropped, output, dropped_to, as_json)
+    extra = {}
+    if min_confidence is not None:
+        from prefdata.curate.filters import unrated
+
+        extra["kept_without_confidence"] = unrated(kept)
+    finish(result, kept, dropped, output, dropped_to, as_json, **extra)
 
 
 def length_bias(

@@ -57,6 +57,8 @@ class FilterConfig(Step):
     step: Literal["filter"] = "filter"
     min_margin: float | None = Field(None, description="Drop pairs whose score margin is below this (or missing).")
     min_agreement: float | None = Field(None, ge=0, le=1, description="Drop pairs with less judge agreement.")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="Drop pairs whose judges' confidence is "
+                                         "below this; pairs without one (no token probabilities) are kept, counted.")
     unit: Literal["chars", "words", "tokens"] = Field("chars", description="Unit of the length bounds.")
     tokenizer: str | None = Field(None, description="Tokenizer for unit 'tokens' (default: the embedded model's).")
     min_length: int | None = Field(None, ge=0, description="Shortest chosen/rejected answer allowed.")

@@ -1,8 +1,9 @@
-"""Row filters: score margin, judge agreement, answer and prompt length, answer length ratio.
+"""Row filters: score margin, judge agreement, judge confidence, answer and prompt length, answer length ratio.
 
 Each bound is optional; a row failing several bounds is dropped once, with the first reason in the
 order below (a missing or non-finite margin/agreement counts as failing: the bound is a promise about what is
-kept).
+kept). Confidence is the exception: a null one means the judges' backends gave no token probabilities, not
+an unsure judge, so those rows are kept, and `unrated` says how many (`ctx.note` reports it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
         checks.append(("no_agreement", _missing("agreement"), "pair has no finite judge agreement"))
         checks.append(("agreement_below_min", pl.col("agreement") < config.min_agreement,
                        f"agreement < {config.min_agreement}"))
+    if config.min_confidence is not None:
+        checks.append(("low_confidence", pl.col("confidence") < config.min_confidence,
+                       f"confidence < {config.min_confidence}"))
     shorter, longer = pl.min_horizontal("_c", "_r"), pl.max_horizontal("_c", "_r")
     if config.min_length is not None:
         checks.append(("too_short", shorter < config.min_length, f"answer < {config.min_length} {config.unit}"))
@@ -54,8 +58,17 @@ def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
     return checks
 
 
+def unrated(frame: pl.DataFrame) -> int:
+    """Rows a `min_confidence` bound keeps because they have no confidence (null or NaN)."""
+    if "confidence" not in frame.columns:
+        return frame.height
+    return frame.select(~pl.col("confidence").is_finite().fill_null(False)).to_series().sum()
+
+
 def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=None) -> schema.StageResult:
     config = config or FilterConfig()
+    if config.min_confidence is not None and "confidence" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("confidence"))
     checks = _checks(config)
     if not checks:
         return schema.StageResult(frame, schema.empty(schema.DROPPED))

@@ -23,7 +23,7 @@ SHAREGPT_ROLES = {
     "bot": "assistant", "chatgpt": "assistant", "system": "system", "observation": "tool",
     "function_call": "assistant", "tool": "tool",
 }
-PAIR_EXTRAS = ("chosen_score", "rejected_score", "pair_id", "agreement", "judges", "source")
+PAIR_EXTRAS = ("chosen_score", "rejected_score", "pair_id", "agreement", "judges", "source", "confidence")
 
 
 def message(value: Any, where: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from prefdata.backends import Backend, ChatRequest, run_requests
+from prefdata.backends import Backend, ChatRequest, SamplingParams, run_requests
 from prefdata.context import Context
 from prefdata.judge.prompts import CORRECTION
 
@@ -20,6 +20,7 @@ RETRY_MARK = "\n\n--- re-asked ---\n\n"
 class Asked:
     texts: list[str] = field(default_factory=list)  # every answer, prefill included, in order
     error: str | None = None  # the request's failure when no answer came
+    logprobs: list | None = None  # the last answer's token log-probabilities, when the backend gave them
 
     @property
     def last(self) -> str | None:
@@ -35,6 +36,13 @@ def error_of(asked: Asked, parsed) -> str | None:
     if parsed is None:
         return asked.error or "no_answer: the judge gave no answer"
     return parsed.error
+
+
+def judge_params(backend: Backend, max_tokens: int) -> SamplingParams:
+    """Greedy judge sampling; with token log-probabilities (20 alternatives) where the backend gives them, so
+    that the judge's confidence can be read (`prefdata.judge.confidence`)."""
+    logprobs = 20 if getattr(backend, "gives_logprobs", False) else 0
+    return SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, logprobs=logprobs)
 
 
 def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[str], bool], retries: int,
@@ -57,6 +65,7 @@ def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[s
                 continue
             text = current[i].prefill + answer.text
             asked[i].texts.append(text)
+            asked[i].logprobs = answer.logprobs
             if not readable(text):
                 follow = current[i].messages + (("assistant", text), ("user", CORRECTION))
                 current[i] = replace(current[i], messages=follow)

@@ -1,7 +1,9 @@
 """Pairwise judging: A vs B, a winner and a score per answer, in both orders by default.
 
 Judgments are stored de-swapped: `a_id` / `b_id` are the pair in candidate order, `order` says
-how they were shown (`ab`: a first), and `winner` / `score_a` / `score_b` refer to `a_id` / `b_id`.
+how they were shown (`ab`: a first), and `winner` / `score_a` / `score_b` refer to `a_id` / `b_id`, and so
+do `p_a` / `p_b` / `p_tie` and `confidence` (the verdict's probability, from the judge's token
+log-probabilities where its backend gives them; `prefdata.judge.confidence`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import polars as pl
 import xxhash
 
-from prefdata.backends import Backend, ChatRequest, SamplingParams
+from prefdata.backends import Backend, ChatRequest
 from prefdata.context import Context
+from prefdata.judge import confidence
 from prefdata.judge import prompts as judge_prompts
-from prefdata.judge.asking import ask, error_of
+from prefdata.judge.asking import ask, error_of, judge_params
 from prefdata.judge.parsing import parse_verdict
 from prefdata.spec import JudgeSpec
 
@@ -37,7 +40,7 @@ def orders(a_id: str, b_id: str, swap: bool) -> list[str]:
 
 def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: Backend, ctx: Context) -> list[dict]:
     """`pairs`: comparisons with `prompt`. Returns JUDGMENTS rows."""
-    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
+    params = judge_params(backend, config.max_tokens)
     requests, rows = [], []
     own = judge_prompts.own_tokens(backend)
     for row in pairs.iter_rows(named=True):
@@ -49,11 +52,14 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             rows.append({"prompt_id": row["prompt_id"], "a_id": row["a_id"], "b_id": row["b_id"], "order": order})
     read = lambda text: parse_verdict(text, scale=judge_prompts.PAIRWISE_SCALE)  # noqa: E731
     readable = lambda text: read(text).winner is not None  # noqa: E731
-    for row, asked in zip(rows, ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")):
+    answers = ask(backend, requests, readable, config.retries, ctx, f"judge ({name})")
+    for row, asked, request in zip(rows, answers, requests):
         verdict = read(asked.last) if asked.last is not None else None
         swapped = row["order"] == "ba"
         winner = verdict.winner if verdict else None
         scores = (verdict.score_a, verdict.score_b) if verdict else (None, None)
+        sure = confidence.pairwise(asked.logprobs, request.prefill, winner) or {}
+        shown = (sure.get("p_b"), sure.get("p_a")) if swapped else (sure.get("p_a"), sure.get("p_b"))
         row.update(
             judge=name,
             winner=UNSWAP[winner] if swapped else winner,
@@ -64,5 +70,6 @@ def judge_pairwise(pairs: pl.DataFrame, config: JudgeSpec, name: str, backend: B
             parse_ok=winner is not None,
             error=error_of(asked, verdict),
             attempts=len(asked.texts),
+            confidence=sure.get("confidence"), p_a=shown[0], p_b=shown[1], p_tie=sure.get("p_tie"),
         )
     return rows

@@ -2,6 +2,12 @@
 
 Scores are kept per candidate (the `scores` table); for the panel they become pairwise judgments
 (higher score wins, equal scores tie) with `order` null, since no order was shown.
+
+Where the backend gives token log-probabilities, each score also has `expected_score` (G-Eval: the
+probability-weighted score) and `confidence` (the probability of the score given), both averaged over the
+aspects (`prefdata.judge.confidence`). A judgment made of two scores has as `confidence` the product of
+theirs: the probability, under the judge's own distributions, that both scores come out as given, which
+implies its verdict (a lower bound on the verdict's probability); `p_a` / `p_b` / `p_tie` stay null.
 """
 
 from __future__ import annotations
@@ -10,25 +16,27 @@ import json
 
 import polars as pl
 
-from prefdata.backends import Backend, ChatRequest, SamplingParams
+from prefdata.backends import Backend, ChatRequest
 from prefdata.context import Context
+from prefdata.judge import confidence
 from prefdata.judge import prompts as judge_prompts
-from prefdata.judge.asking import ask, error_of
+from prefdata.judge.asking import ask, error_of, judge_params
 from prefdata.judge.parsing import parse_score
 from prefdata.spec import JudgeSpec
 
 SCORES = {"prompt_id": pl.String, "judge": pl.String, "candidate_id": pl.String, "score": pl.Float64,
           "aspects": pl.String, "rationale": pl.String, "raw": pl.String, "parse_ok": pl.Boolean,
-          "error": pl.String, "attempts": pl.Int64}
+          "error": pl.String, "attempts": pl.Int64, "confidence": pl.Float64, "expected_score": pl.Float64}
 
 
 def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, backend: Backend,
                      ctx: Context) -> pl.DataFrame:
     """`candidates` with `prompt`: one rubric score per candidate (the SCORES table)."""
     aspects, scale = config.rubric.aspects, config.rubric.scale
-    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=config.max_tokens)
+    params = judge_params(backend, config.max_tokens)
     shape = judge_prompts.shape(backend.name, judge_prompts.score_schema(aspects),
                                 judge_prompts.pointwise_prefill(aspects), config.max_tokens, scale)
+    prefill = shape.get("prefill", "")
     own = judge_prompts.own_tokens(backend)
     requests = [ChatRequest.of(judge_prompts.pointwise(p, text, aspects, scale, config.prompt, own), params=params,
                                **shape) for p, text in candidates.select("prompt", "response").iter_rows()]
@@ -39,22 +47,25 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
     for (prompt_id, candidate_id), asked in zip(candidates.select("prompt_id", "candidate_id").iter_rows(), asked_all):
         score = read(asked.last) if asked.last is not None else None
         ok = score is not None and score.score is not None
+        expected, sure = confidence.pointwise(asked.logprobs, prefill, score.aspects, scale) if ok else (None, None)
         rows.append({"prompt_id": prompt_id, "judge": name, "candidate_id": candidate_id,
                      "score": score.score if ok else None,
                      "aspects": json.dumps(score.aspects) if score else None,
                      "rationale": score.rationale if score else None, "raw": asked.raw, "parse_ok": ok,
-                     "error": error_of(asked, score), "attempts": len(asked.texts)})
+                     "error": error_of(asked, score), "attempts": len(asked.texts), "confidence": sure,
+                     "expected_score": expected})
     return pl.DataFrame(rows, schema=SCORES) if rows else pl.DataFrame(schema=SCORES)
 
 
 def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Pairwise judgments from pointwise scores: the higher score wins; a missing score gives no verdict."""
-    by_id = scores.select("candidate_id", "judge", "score", "raw", "error", "attempts")
+    by_id = scores.select("candidate_id", "judge", "score", "raw", "error", "attempts", "confidence")
     joined = (pairs.select("prompt_id", "a_id", "b_id")
               .join(by_id.rename({"candidate_id": "a_id", "score": "score_a", "raw": "raw_a", "error": "error_a",
-                                  "attempts": "attempts_a"}), on="a_id")
+                                  "attempts": "attempts_a", "confidence": "confidence_a"}), on="a_id")
               .join(by_id.rename({"candidate_id": "b_id", "score": "score_b", "raw": "raw_b", "error": "error_b",
-                                  "attempts": "attempts_b", "judge": "judge_b"}), on="b_id")
+                                  "attempts": "attempts_b", "judge": "judge_b", "confidence": "confidence_b"}),
+                    on="b_id")
               .filter(pl.col("judge") == pl.col("judge_b")))
     diff = pl.col("score_a") - pl.col("score_b")
     return joined.select(
@@ -69,4 +80,5 @@ def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
         (pl.col("score_a").is_not_null() & pl.col("score_b").is_not_null()).alias("parse_ok"),
         pl.coalesce("error_a", "error_b").alias("error"),
         pl.max_horizontal("attempts_a", "attempts_b").alias("attempts"),
+        (pl.col("confidence_a") * pl.col("confidence_b")).alias("confidence"),
     )

@@ -58,8 +58,8 @@ def judge(candidates: pl.DataFrame, config: list[JudgeSpec], ctx: Context, *, pr
             scores = score_candidates(with_prompt, judge_spec, name, backend, ctx)
             ctx.keep("scores", scores)
             frames.append(as_judgments(pairs, scores))
-    judgments = pl.concat([f.select([pl.col(k).cast(v) for k, v in JUDGMENTS.items() if k != "gold"])
-                           for f in frames]) if frames else pl.DataFrame(schema=JUDGMENTS)
+    judgments = pl.concat([schema.conform(f, {k: v for k, v in JUDGMENTS.items() if k != "gold"}).select(
+        [k for k in JUDGMENTS if k != "gold"]) for f in frames]) if frames else pl.DataFrame(schema=JUDGMENTS)
     judgments = judgments.with_columns(pl.col("prompt_id").str.starts_with("gold:").alias("gold"))
     return schema.StageResult(judgments.select(list(JUDGMENTS)), dropped)
 

@@ -25,29 +25,50 @@ def _counts_table(counts: dict) -> str:
     lines = ["| stage | in | kept | dropped (reason: rows) |", "|---|---:|---:|---|"]
     for stage, c in counts.items():
         reasons = ", ".join(f"{r}: {n}" for r, n in c["dropped"].items()) or "none"
+        if c.get("kept_without_confidence"):
+            reasons += f"; {c['kept_without_confidence']} kept without a confidence to test (no token probabilities)"
         lines.append(f"| {stage} | {c['in']} | {c['kept']} | {reasons} |")
     return "\n".join(lines)
 
 
-def _judges_table(judging: dict) -> str:
+def _confidence(figure: dict | None, backend: str | None) -> str:
+    """A judge's mean confidence and share of unsure verdicts, or why there is none."""
+    if not figure:
+        if backend == "anthropic":
+            return "not available from the anthropic backend (no token probabilities)"
+        return "not available (backend gives no token probabilities)"
+    return (f"mean {figure['mean']:.2f}; below {figure['below']}: "
+            f"{describe(figure['low'], noun='verdicts with a confidence')}")
+
+
+def _judges_table(judging: dict, backends: dict[str, str] | None = None) -> str:
     """Per-judge figures, each with the count it rests on and its 95% interval, and agreement between judges."""
     judges = judging.get("judges", {})
     if not judges:
         return "No judge figures."
-    lines = ["| judge | verdicts | parse failures | position consistency | gold accuracy | flagged |",
-             "|---|---:|---|---|---|---|"]
+    lines = ["| judge | verdicts | parse failures | position consistency | gold accuracy | confidence | flagged |",
+             "|---|---:|---|---|---|---|---|"]
     for name, f in judges.items():
         consistency = (describe(f["position_consistency"], noun="swapped comparisons")
                        if f["position_consistency"]["n"] else "no order shown (pointwise) or not swapped")
         gold = describe(f["gold_accuracy"], noun="gold items") if f["gold_accuracy"]["n"] else "no gold items"
+        sure = _confidence(f.get("confidence"), (backends or {}).get(name))
         lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
-                     f"{consistency} | {gold} | {'yes' if f['flagged'] else 'no'} |")
+                     f"{consistency} | {gold} | {sure} | {'yes' if f['flagged'] else 'no'} |")
+    lines += ["", "Confidence is the probability a judge gave its own verdict, read from its token "
+                  "log-probabilities (`confidence` in `judgments.parquet`)."]
     lines += ["", f"Rates are shown with the items they rest on and a Wilson 95% interval; *few* marks a figure "
                   f"resting on fewer than {FEW} items, too few to tell a good judge from a poor one."]
     lines += ["", _agreement(judging.get("agreement", {}))]
     if judging.get("dropped_judges"):
         lines += ["", f"Left out of the panel by the gold check: {', '.join(judging['dropped_judges'])}."]
     return "\n".join(lines)
+
+
+def _judge_backends(spec: Spec) -> dict[str, str]:
+    from prefdata.spec import judge_name
+
+    return {judge_name(j): j.backend.kind for j in spec.judges} if spec.generate is not None else {}
 
 
 def _agreement(matrix: dict) -> str:
@@ -77,8 +98,24 @@ def _pair_agreement(data: pl.DataFrame) -> str:
     return text + (f"; {alone} pairs were decided by one judge alone (no agreement to show)" if alone else "")
 
 
+def _pair_confidence(data: pl.DataFrame) -> str:
+    """The distribution of the pairs' `confidence` (the judges' probability of the panel's decision)."""
+    values = data["confidence"].drop_nulls().drop_nans() if "confidence" in data.columns else pl.Series([], dtype=float)
+    if values.len() == 0:
+        return "not available (the judges' backends gave no token probabilities)"
+    quartiles = ", ".join(f"{values.quantile(q, 'nearest'):.2f}" for q in (0.25, 0.5, 0.75))
+    bins = [("< 0.6", values < 0.6), ("0.6-0.8", (values >= 0.6) & (values < 0.8)), (">= 0.8", values >= 0.8)]
+    spread = ", ".join(f"{name}: {int(mask.sum())}" for name, mask in bins)
+    missing = data.height - values.len()
+    return (f"mean {values.mean():.2f}, quartiles {quartiles} over {values.len()} pairs ({spread})"
+            + (f"; {missing} pairs without one" if missing else ""))
+
+
 def _agreement_line(data: pl.DataFrame, judged: bool) -> str:
-    return f"\n- **Judges on the kept pairs:** {_pair_agreement(data)}" if judged else ""
+    if not judged:
+        return ""
+    return (f"\n- **Judges on the kept pairs:** {_pair_agreement(data)}"
+            f"\n- **Judges' confidence in the kept pairs' decisions:** {_pair_confidence(data)}")
 
 
 def _length_bias(data: pl.DataFrame) -> tuple[str, str]:
@@ -212,7 +249,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 ## Judges
 
-{_judges_table(manifest.get("judging") or {})}
+{_judges_table(manifest.get("judging") or {}, _judge_backends(spec))}
 
 ## Margins and length bias
 
