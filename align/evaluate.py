@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from prefdata.backends.weights import weights_id
 from prefdata.errors import PrefdataError
 
 log = logging.getLogger("align")
@@ -99,24 +100,6 @@ def _load(auto: Any, name: str, dtype: Any) -> Any:
         return auto.from_pretrained(name, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise PrefdataError(f"{name}: cannot load the model ({str(exc).splitlines()[0]})") from None
-
-
-def weights_id(path: str | Path) -> str:
-    """A name that tells weights apart, for the request cache: a local folder's weight files hashed
-    (xxh3-128, a few GB/s), a Hub id as it is."""
-    import xxhash
-
-    folder = Path(path)
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else []
-    if not files:
-        return str(path)
-    digest = xxhash.xxh3_128()
-    for file in files:
-        digest.update(file.name.encode())
-        with file.open("rb") as handle:
-            while block := handle.read(1 << 24):
-                digest.update(block)
-    return f"{folder.name}@{digest.hexdigest()[:16]}"
 
 
 def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int = 128, *, name: str,
