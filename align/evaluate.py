@@ -44,6 +44,32 @@ def reward_eval(policy: Any, reference: Any, tok: Any, pairs: pl.DataFrame, *, b
     return {k: float(v) for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))}
 
 
+def reward_model_accuracy(model_dir: str | Path, pairs: pl.DataFrame, max_length: int, batch_size: int = 8, *,
+                          device: str = "auto", cache: Any = None) -> dict[str, Any]:
+    """A reward model's held-out accuracy: the share of pairs where the chosen answer gets the higher reward
+    (ties count wrong), and the mean margin, scored by prefdata's reward-model judge backend, so the figure is
+    what a `reward_model` judge of this folder would see."""
+    from prefdata.backends import ChatRequest, SamplingParams, run_requests
+    from prefdata.backends.reward_transformers import TransformersRewardBackend
+    from prefdata.judge.reward import read_reward
+
+    backend = TransformersRewardBackend(str(model_dir), batch_size=max(batch_size, 8), device=device)
+    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_length)
+    requests = [ChatRequest.of(_messages(prompt) + _messages(answer), params=params)
+                for column in ("chosen", "rejected")
+                for prompt, answer in pairs.select("prompt", column).iter_rows()]
+    answers = run_requests(backend, requests, cache)
+    failed = next((a.error for a in answers if a.error), None)
+    if failed:
+        raise PrefdataError(f"scoring the held-out pairs with {model_dir} failed: {failed}")
+    rewards = [read_reward(a.text) for a in answers]
+    chosen, rejected = rewards[:pairs.height], rewards[pairs.height:]
+    correct = sum(c > r for c, r in zip(chosen, rejected))
+    return {"accuracy": correct / pairs.height, "correct": correct, "pairs": pairs.height,
+            "margin": sum(c - r for c, r in zip(chosen, rejected)) / pairs.height,
+            "truncated": sum(a.finish_reason == "length" for a in answers), "model": backend.model}
+
+
 def _cuda() -> bool:
     import torch
 

@@ -38,10 +38,13 @@ def _judges_table(judging: dict) -> str:
              "|---|---:|---|---|---|---|"]
     for name, f in judges.items():
         consistency = (describe(f["position_consistency"], noun="swapped comparisons")
-                       if f["position_consistency"]["n"] else "no order shown (pointwise) or not swapped")
+                       if f["position_consistency"]["n"] else "n/a (no order shown: pointwise or reward model; "
+                                                                   "or not swapped)")
         gold = describe(f["gold_accuracy"], noun="gold items") if f["gold_accuracy"]["n"] else "no gold items"
         lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
                      f"{consistency} | {gold} | {'yes' if f['flagged'] else 'no'} |")
+    lines += [f"\n{name}: inputs cut to max_length (their last tokens scored): {describe(f['truncated'], noun='inputs')}"
+              for name, f in judges.items() if f.get("truncated")]
     lines += ["", f"Rates are shown with the items they rest on and a Wilson 95% interval; *few* marks a figure "
                   f"resting on fewer than {FEW} items, too few to tell a good judge from a poor one."]
     lines += ["", _agreement(judging.get("agreement", {}))]
