@@ -192,6 +192,11 @@ def eval_(
     if as_json:
         typer.echo(strict_json.dumps(result))
         return
+    if "reward_model" in result:
+        held = result["reward_model"]
+        typer.echo(f"{held['pairs']} held-out pairs: accuracy {_f(held['accuracy'], 3)} ({held['correct']} with the "
+                   f"chosen answer's reward higher), margin {_f(held['margin'])}")
+        return
     reward = result.get("reward") or {}
     typer.echo(f"{result['held_out_rows']} held-out rows: reward accuracy "
                f"{_f(reward.get('eval_rewards/accuracies'), 3)}, margin {_f(reward.get('eval_rewards/margins'))}")

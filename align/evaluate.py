@@ -226,6 +226,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     from prefdata.align.config import TrainConfig
     from prefdata.align.data import load_run_data
 
+    folder = Path(checkpoint)
+    if run_config(folder / "model" if (folder / "model").is_dir() else folder).get("method") == "reward":
+        if win:
+            raise PrefdataError(f"{checkpoint}: a reward model writes no answers; --win-rate compares policies")
+        return evaluate_reward_model(folder, data, limit=limit, skip_validation=skip_validation,
+                                     max_length=max_length)
     policy, ref, tok, run = load_models(checkpoint, reference)
     fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
     cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
@@ -258,3 +264,28 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
                 out["cache"] = {"hits": cache.hits, "misses": cache.misses}
                 cache.close()
     return out
+
+
+def evaluate_reward_model(checkpoint: Path, data: str, *, limit: int | None = None, skip_validation: bool = False,
+                          max_length: int | None = None) -> dict[str, Any]:
+    """`align eval` of a reward model: its held-out accuracy on `data`, split and filtered as the run did."""
+    from prefdata.align.config import TrainConfig
+    from prefdata.align.data import load_run_data
+    from prefdata.align.tokenizer import prepare_tokenizer
+    from prefdata.align.train import drop_long_pairs, drop_long_prompts
+    from prefdata.backends.reward_transformers import model_folder
+
+    model = model_folder(str(checkpoint))
+    run = run_config(Path(model))
+    fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
+    cfg = TrainConfig(model=run.get("model") or model, data=data, output=str(checkpoint), method="reward",
+                      skip_validation=skip_validation, **fields)
+    max_length = max_length or run.get("max_length") or 1024
+    tok, _ = prepare_tokenizer(model)
+    run_data, _ = drop_long_prompts(load_run_data(cfg), tok, max_length)
+    run_data, _ = drop_long_pairs(run_data, tok, max_length)
+    held = run_data.held_out.head(limit) if limit else run_data.held_out
+    if held.height == 0:
+        raise PrefdataError(f"{data}: no held-out pairs (eval_fraction 0 and no test split)")
+    return {"checkpoint": str(checkpoint), "data": data, "held_out_rows": held.height, "stamp": run_data.stamp_state,
+            "reward_model": reward_model_accuracy(model, held, max_length, run.get("batch_size") or 8)}
