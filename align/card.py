@@ -26,12 +26,12 @@ def _stamp_lines(data: Any) -> list[str]:
 
 def _reward_lines(held: dict[str, Any], config: Any) -> list[str]:
     """A reward model's held-out accuracy, and how to use the model as a judge."""
-    return [f"- Accuracy (share of held-out pairs where the chosen answer gets the higher reward): "
-            f"**{_f(held['accuracy'])}** ({held['correct']} of {held['pairs']} pairs)",
-            f"- Mean reward margin (chosen - rejected): {_f(held['margin'])}",
+    accuracy = (f"- Accuracy (share of held-out pairs where the chosen answer gets the higher reward): "
+                f"**{_f(held['accuracy'])}** ({held['correct']} of {held['pairs']} pairs)")
+    usage = "Scored by prefdata's reward-model judge backend, as a build would. Use the model as a judge in a spec:"
+    return [accuracy, f"- Mean reward margin (chosen - rejected): {_f(held['margin'])}",
             f"- Inputs cut to max_length {config.max_length}: {held['truncated']} of {2 * held['pairs']}",
-            "", "Scored by prefdata's reward-model judge backend, as a build would. Use the model as a judge in a "
-            "spec:", "", "```yaml", "judges:", "  - kind: reward_model",
+            "", usage, "", "```yaml", "judges:", "  - kind: reward_model",
             "    backend: {kind: transformers, model: PATH_TO_THIS_FOLDER}", "```"]
 
 

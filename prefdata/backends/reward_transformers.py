@@ -14,9 +14,9 @@ one model's rewards for another's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
-from collections.abc import Sequence
 
 from prefdata.backends.base import ChatRequest, ChatResponse
 from prefdata.errors import PrefdataError
