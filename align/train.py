@@ -113,7 +113,9 @@ def train(config: Any) -> dict[str, Any]:
         warnings.append(f"VALIDATION SKIPPED ({data.stamp_state}): {data.stamp_message}")
     tok, tok_notes = prepare_tokenizer(config.model, config.chat_template)
     trunc = truncation(data.train, data.kind, tok, config.max_length, seed=config.seed)
-    warnings += [trunc[k] for k in ("warning", "prefix_warning") if k in trunc]
+    # a reward model's long pairs are left out (drop_long_pairs says how many), not truncated
+    warnings += [trunc[k] for k in ("warning", "prefix_warning") if k in trunc
+                 and not (k == "warning" and config.method == "reward")]
     for w in warnings:
         log.warning(w)
     data, dropped = drop_long_prompts(data, tok, config.max_length)

@@ -149,12 +149,17 @@ def test_reward_model_judges_a_build_alone_and_in_a_panel_then_from_the_cache(re
         assert figures["parse_failure_rate"]["k"] == 0 and figures["truncated"]["k"] == 0
         assert result.pairs > 0 and pl.read_parquet(folder / "data.parquet").height == result.pairs
         card = (folder / "README.md").read_text()
-        assert "| rm |" in card and "n/a (no order shown" in card
+        assert "| rm |" in card and "not applicable (no order shown" in card
     assert "smol" in panel.manifest["judging"]["agreement"]["rm"]  # agreement with the LLM judge is reported
     assert panel.manifest["cache"]["misses"] > 0  # the LLM judge's verdicts were new; the rewards were not
     again = build(_spec(tmp_path, [rm, llm], "panel"), tmp_path / "panel", quiet=True, fresh=True)
     assert again.manifest["cache"]["misses"] == 0 and again.manifest["cache"]["hits"] > 0
     assert again.manifest["fingerprint"] == panel.manifest["fingerprint"]
+    from prefdata.dryrun import estimate
+    from prefdata.spec import load_spec
+
+    lines = {line["name"]: line for line in estimate(load_spec(tmp_path / "panel.yaml"))["lines"]}
+    assert lines["rm"]["to_send"] == 0 and lines["rm"]["cached"] == lines["rm"]["requests"] == 12
 
 
 def test_reward_model_spec_errors_are_one_line_naming_the_field(tmp_path):
@@ -171,3 +176,22 @@ def test_reward_model_spec_errors_are_one_line_naming_the_field(tmp_path):
         assert done.returncode == 2, done.stderr
         line = done.stderr.strip()
         assert "\n" not in line and "judges.0" in line and field in line, line
+
+
+def test_a_vllm_reward_judge_without_its_backend_module_is_one_line(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("prefdata.backends.reward_vllm") is not None:
+        pytest.skip("prefdata.backends.reward_vllm is installed")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "hi"}\n')
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "x", "sources": [{"path": "p.jsonl"}], "judges": [
+        {"kind": "reward_model", "backend": {"kind": "vllm", "model": "Skywork/Skywork-Reward-V2-Qwen3-0.6B"}}]}))
+    done = run_cli("build", spec, "--dry-run")
+    assert done.returncode == 2 and "judges.0.backend.kind" in done.stderr and "reward_vllm" in done.stderr
+    from prefdata.backends import make_reward_backend
+    from prefdata.errors import PrefdataError
+    from prefdata.spec import BackendSpec
+
+    with pytest.raises(PrefdataError, match="reward_vllm"):
+        make_reward_backend(BackendSpec(kind="vllm", model="Skywork/Skywork-Reward-V2-Qwen3-0.6B"))

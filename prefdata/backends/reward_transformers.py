@@ -31,7 +31,7 @@ def model_folder(path: str) -> str:
 
 
 @lru_cache(maxsize=2)
-def _load(path: str, device: str):
+def _load(path: str, device: str, weights: str):  # `weights` in the key: a folder trained again loads again
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -77,7 +77,7 @@ class TransformersRewardBackend:
 
     def _network(self):
         if self.loaded is None:
-            return _load(self.path, self.device)
+            return _load(self.path, self.device, self.model)
         tokenizer, network = self.loaded
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -38,8 +38,8 @@ def _judges_table(judging: dict) -> str:
              "|---|---:|---|---|---|---|"]
     for name, f in judges.items():
         consistency = (describe(f["position_consistency"], noun="swapped comparisons")
-                       if f["position_consistency"]["n"] else "n/a (no order shown: pointwise or reward model; "
-                                                                   "or not swapped)")
+                       if f["position_consistency"]["n"] else "not applicable (no order shown: pointwise or "
+                                                                   "reward model; or not swapped)")
         gold = describe(f["gold_accuracy"], noun="gold items") if f["gold_accuracy"]["n"] else "no gold items"
         lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
                      f"{consistency} | {gold} | {'yes' if f['flagged'] else 'no'} |")
