@@ -101,7 +101,8 @@ class _CacheOnly:
             self.tally.seen.add(key)
             self.tally.sent[label] += 1
             self.tally.tokens_in[label] += estimate_tokens(request) - request.params.max_tokens
-            self.tally.tokens_out[label] += request.params.max_tokens
+            # a reward request writes nothing: its max_tokens is the longest input it scores
+            self.tally.tokens_out[label] += 0 if self.name.startswith("reward-") else request.params.max_tokens
         return [ChatResponse(None, error=f"{NOT_CACHED}: a dry run sends nothing") for _ in requests]
 
 
