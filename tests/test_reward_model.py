@@ -196,3 +196,24 @@ def test_a_vllm_reward_judge_without_its_backend_module_is_one_line(tmp_path):
 
     with pytest.raises(PrefdataError, match="reward_vllm"):
         make_reward_backend(BackendSpec(kind="vllm", model="Skywork/Skywork-Reward-V2-Qwen3-0.6B"))
+
+
+def test_rewards_are_read_as_hostile_text_and_normalised_for_the_panel():
+    from prefdata.judge.panel import decide, resolve
+    from prefdata.judge.reward import as_judgments, read_reward
+
+    assert [read_reward(t) for t in ("1.5", "-0.25", "1e3")] == [1.5, -0.25, 1000.0]
+    assert [read_reward(t) for t in ("nan", "inf", "-Infinity", "1e400", "1" * 100, "", "one", None)] == [None] * 8
+    scores = pl.DataFrame({"prompt_id": ["p"] * 3, "judge": ["rm"] * 3, "candidate_id": ["a", "b", "c"],
+                           "score": [-20.0, 0.0, None], "raw": ["-20.0", "0.0", None],
+                           "error": [None, None, "backend_error: x"], "attempts": [1, 1, 1]})
+    pairs = pl.DataFrame({"prompt_id": ["p"] * 3, "a_id": ["a", "a", "b"], "b_id": ["b", "c", "c"]})
+    judged = as_judgments(pairs, scores).with_columns(gold=pl.lit(False))
+    first = judged.row(0, named=True)  # a (-20) vs b (0): b wins; standardised, the scale is 1-10
+    assert first["winner"] == "b" and first["order"] is None and 1 < first["score_a"] < 5.5 < first["score_b"] < 10
+    assert "A: -20.0" in first["raw"] and "B: 0.0" in first["raw"]  # the raw rewards stay in the judgments
+    missing = judged.filter(pl.col("b_id") == "c")  # no reward: no verdict, no score, the error kept
+    assert missing["winner"].null_count() == 2 and missing["score_b"].null_count() == 2
+    assert not missing["parse_ok"].any() and set(missing["error"]) == {"backend_error: x"}
+    decided, _ = decide(resolve(judged), "mean_score", {"rm": 10})
+    assert decided.filter(pl.col("b_id") == "b")["decision"].to_list() == ["b"]

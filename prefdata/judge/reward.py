@@ -66,9 +66,8 @@ def score_rewards(candidates: pl.DataFrame, config: JudgeSpec, name: str, backen
 def normalised(scores: pl.DataFrame) -> pl.Expr:
     """1 + 9 * sigmoid(z): the reward standardised over its judge's rewards, on the panel's 1-10 scale."""
     std = pl.col("score").std(ddof=0).over("judge")
-    z = ((pl.col("score") - pl.col("score").mean().over("judge")) / std).fill_nan(0.0)
-    z = pl.when(std > 0).then(z).otherwise(0.0)
-    return 1 + 9 / (1 + (-z).exp())
+    z = pl.when(std > 0).then((pl.col("score") - pl.col("score").mean().over("judge")) / std).otherwise(0.0)
+    return pl.when(pl.col("score").is_not_null()).then(1 + 9 / (1 + (-z).exp()))  # no reward: no score
 
 
 def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
