@@ -24,6 +24,17 @@ def _stamp_lines(data: Any) -> list[str]:
             f"{data.stamp_message})"]
 
 
+def _reward_lines(held: dict[str, Any], config: Any) -> list[str]:
+    """A reward model's held-out accuracy, and how to use the model as a judge."""
+    accuracy = (f"- Accuracy (share of held-out pairs where the chosen answer gets the higher reward): "
+                f"**{_f(held['accuracy'])}** ({held['correct']} of {held['pairs']} pairs)")
+    usage = "Scored by prefdata's reward-model judge backend, as a build would. Use the model as a judge in a spec:"
+    return [accuracy, f"- Mean reward margin (chosen - rejected): {_f(held['margin'])}",
+            f"- Inputs cut to max_length {config.max_length}: {held['truncated']} of {2 * held['pairs']}",
+            "", usage, "", "```yaml", "judges:", "  - kind: reward_model",
+            "    backend: {kind: transformers, model: PATH_TO_THIS_FOLDER}", "```"]
+
+
 def render(config: Any, data: Any, summary: dict[str, Any]) -> str:
     held = summary.get("held_out") or {}
     lines = [
@@ -31,6 +42,7 @@ def render(config: Any, data: Any, summary: dict[str, Any]) -> str:
         f"base_model: {config.model}",
         "library_name: " + ("peft" if summary.get("saved") == "adapter" else "transformers"),
         f"tags: [trl, {config.method}, prefdata, align]",
+        *(["pipeline_tag: text-classification"] if config.method == "reward" else []),
         "---",
         "",
         f"# {config.method.upper()} on {Path(data.source).name}",
@@ -48,7 +60,9 @@ def render(config: Any, data: Any, summary: dict[str, Any]) -> str:
         "## Results on the held-out split",
         "",
     ]
-    if held:
+    if held and config.method == "reward":
+        lines += _reward_lines(held, config)
+    elif held:
         lines += ["| metric | value |", "|---|---|"] + [
             f"| {k.removeprefix('eval_')} | {_f(v)} |" for k, v in held.items()
             if k.startswith("eval_rewards/") or k == "eval_loss"]

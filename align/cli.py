@@ -55,7 +55,7 @@ def hardware(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 @app.command()
 def train(
     config_file: Optional[Path] = typer.Argument(None, help="YAML run config (command-line options override it)."),
-    method: Optional[str] = typer.Option(None, "--method", help="dpo, kto, orpo, simpo or ipo."),
+    method: Optional[str] = typer.Option(None, "--method", help="dpo, kto, orpo, simpo, ipo or reward."),
     profile: Optional[str] = typer.Option(None, "--profile", help="qlora, lora, full or cpu."),
     model: Optional[str] = typer.Option(None, "--model", help="Model folder or Hub id (SFT, with a chat template)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validated dataset folder or file, or Hub dataset id."),
@@ -125,11 +125,14 @@ def _print_summary(summary: dict[str, Any], output: str) -> None:
     typer.echo(f"{summary['method']} / {summary['profile']}: {summary['steps']} steps, train loss "
                f"{_f(summary['train_loss'])}; saved {summary['saved']} to {output}/model")
     for row in summary.get("history") or []:
-        acc = row.get("eval_rewards/accuracies")
+        acc = row.get("eval_rewards/accuracies", row.get("eval_accuracy"))  # eval_accuracy: a reward model's
         if acc is not None:
             typer.echo(f"  step {row['step']}: held-out reward accuracy {_f(acc, 3)}, margin "
-                       f"{_f(row.get('eval_rewards/margins'))}")
-    if held:
+                       f"{_f(row.get('eval_rewards/margins', row.get('eval_margin')))}")
+    if held and summary["method"] == "reward":
+        typer.echo(f"held-out accuracy {_f(held['accuracy'], 3)} ({held['correct']} of {held['pairs']} pairs: the "
+                   f"chosen answer gets the higher reward), margin {_f(held['margin'])}")
+    elif held:
         typer.echo(f"held-out vs reference: reward accuracy {_f(held.get('eval_rewards/accuracies'), 3)}, "
                    f"margin {_f(held.get('eval_rewards/margins'))}")
     for flag in summary.get("red_flags") or []:
@@ -188,6 +191,11 @@ def eval_(
         _fail(exc)
     if as_json:
         typer.echo(strict_json.dumps(result))
+        return
+    if "reward_model" in result:
+        held = result["reward_model"]
+        typer.echo(f"{held['pairs']} held-out pairs: accuracy {_f(held['accuracy'], 3)} ({held['correct']} with the "
+                   f"chosen answer's reward higher), margin {_f(held['margin'])}")
         return
     reward = result.get("reward") or {}
     typer.echo(f"{result['held_out_rows']} held-out rows: reward accuracy "

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prefdata.errors import PrefdataError
 
-Method = Literal["dpo", "kto", "orpo", "simpo", "ipo"]
+Method = Literal["dpo", "kto", "orpo", "simpo", "ipo", "reward"]
 Profile = Literal["qlora", "lora", "full", "cpu"]
 Launch = Literal["zero2", "zero3", "fsdp"]
 
@@ -22,9 +22,10 @@ Launch = Literal["zero2", "zero3", "fsdp"]
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = Field("dpo", description="dpo, kto, orpo, simpo or ipo.")
+    method: Method = Field("dpo", description="dpo, kto, orpo, simpo, ipo, or reward (a reward model).")
     profile: Profile = Field("cpu", description="qlora, lora, full or cpu.")
-    model: str = Field(description="Model folder or Hub id (an SFT model with a chat template).")
+    model: str = Field(description="Model folder or Hub id (an SFT model with a chat template; for reward, the "
+                                   "base of the reward model, which gets a fresh one-logit head).")
     data: str = Field(description="Dataset folder or file (stamped by `prefdata validate`) or Hub dataset id.")
     output: str = Field(description="Run folder: model, card, config, metrics, plots.")
     split: str | None = Field(None, description="Split of a dataset folder or Hub dataset to train on.")

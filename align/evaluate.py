@@ -44,6 +44,32 @@ def reward_eval(policy: Any, reference: Any, tok: Any, pairs: pl.DataFrame, *, b
     return {k: float(v) for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, (int, float))}
 
 
+def reward_model_accuracy(model_dir: str | Path, pairs: pl.DataFrame, max_length: int, batch_size: int = 8, *,
+                          device: str = "auto", cache: Any = None) -> dict[str, Any]:
+    """A reward model's held-out accuracy: the share of pairs where the chosen answer gets the higher reward
+    (ties count wrong), and the mean margin, scored by prefdata's reward-model judge backend, so the figure is
+    what a `reward_model` judge of this folder would see."""
+    from prefdata.backends import ChatRequest, SamplingParams, run_requests
+    from prefdata.backends.reward_transformers import TransformersRewardBackend
+    from prefdata.judge.reward import read_reward
+
+    backend = TransformersRewardBackend(str(model_dir), batch_size=max(batch_size, 8), device=device)
+    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_length)
+    requests = [ChatRequest.of(_messages(prompt) + _messages(answer), params=params)
+                for column in ("chosen", "rejected")
+                for prompt, answer in pairs.select("prompt", column).iter_rows()]
+    answers = run_requests(backend, requests, cache)
+    failed = next((a.error for a in answers if a.error), None)
+    if failed:
+        raise PrefdataError(f"scoring the held-out pairs with {model_dir} failed: {failed}")
+    rewards = [read_reward(a.text) for a in answers]
+    chosen, rejected = rewards[:pairs.height], rewards[pairs.height:]
+    correct = sum(c > r for c, r in zip(chosen, rejected))
+    return {"accuracy": correct / pairs.height, "correct": correct, "pairs": pairs.height,
+            "margin": sum(c - r for c, r in zip(chosen, rejected)) / pairs.height,
+            "truncated": sum(a.finish_reason == "length" for a in answers), "model": backend.model}
+
+
 def _cuda() -> bool:
     import torch
 
@@ -200,6 +226,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     from prefdata.align.config import TrainConfig
     from prefdata.align.data import load_run_data
 
+    folder = Path(checkpoint)
+    if run_config(folder / "model" if (folder / "model").is_dir() else folder).get("method") == "reward":
+        if win:
+            raise PrefdataError(f"{checkpoint}: a reward model writes no answers; --win-rate compares policies")
+        return evaluate_reward_model(folder, data, limit=limit, skip_validation=skip_validation,
+                                     max_length=max_length)
     policy, ref, tok, run = load_models(checkpoint, reference)
     fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
     cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
@@ -232,3 +264,28 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
                 out["cache"] = {"hits": cache.hits, "misses": cache.misses}
                 cache.close()
     return out
+
+
+def evaluate_reward_model(checkpoint: Path, data: str, *, limit: int | None = None, skip_validation: bool = False,
+                          max_length: int | None = None) -> dict[str, Any]:
+    """`align eval` of a reward model: its held-out accuracy on `data`, split and filtered as the run did."""
+    from prefdata.align.config import TrainConfig
+    from prefdata.align.data import load_run_data
+    from prefdata.align.tokenizer import prepare_tokenizer
+    from prefdata.align.train import drop_long_pairs, drop_long_prompts
+    from prefdata.backends.reward_transformers import model_folder
+
+    model = model_folder(str(checkpoint))
+    run = run_config(Path(model))
+    fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
+    cfg = TrainConfig(model=run.get("model") or model, data=data, output=str(checkpoint), method="reward",
+                      skip_validation=skip_validation, **fields)
+    max_length = max_length or run.get("max_length") or 1024
+    tok, _ = prepare_tokenizer(model)
+    run_data, _ = drop_long_prompts(load_run_data(cfg), tok, max_length)
+    run_data, _ = drop_long_pairs(run_data, tok, max_length)
+    held = run_data.held_out.head(limit) if limit else run_data.held_out
+    if held.height == 0:
+        raise PrefdataError(f"{data}: no held-out pairs (eval_fraction 0 and no test split)")
+    return {"checkpoint": str(checkpoint), "data": data, "held_out_rows": held.height, "stamp": run_data.stamp_state,
+            "reward_model": reward_model_accuracy(model, held, max_length, run.get("batch_size") or 8)}

@@ -36,6 +36,9 @@ METHODS = {
     # SimPO (Meng et al. 2024): beta 2.0, gamma/beta 0.5, lr ~1e-6; CPO's BC term off (cpo_alpha 0).
     "simpo": Method("trl.experimental.cpo:CPOTrainer", "trl.experimental.cpo:CPOConfig", "pairwise", False, 1e-6,
                     {"beta": 2.0, "simpo_gamma": 1.0, "label_smoothing": 0.0}),
+    # A Bradley-Terry reward model (Ouyang et al. 2022): a sequence classifier with one logit; lr 1e-5 full,
+    # x10 = TRL's RewardConfig default (1e-4) for LoRA. No beta.
+    "reward": Method("trl:RewardTrainer", "trl:RewardConfig", "pairwise", False, 1e-5, {}),
 }
 
 LORA_LR_FACTOR = 10  # LoRA updates far fewer weights; the usual recipes run it about 10x the full-parameter rate
@@ -55,6 +58,8 @@ def load(path: str) -> Any:
 def method_args(config: Any) -> dict[str, Any]:
     """The method's TRL config fields from a resolved TrainConfig."""
     m = config.method
+    if m == "reward":
+        return {}
     args: dict[str, Any] = {"beta": config.beta}
     if m == "dpo":
         # TRL 1.x: label smoothing is the robust-DPO flip rate, so it switches the loss to "robust".

@@ -97,5 +97,7 @@ def lora_config(config: Any) -> Any:
         return None
     from peft import LoraConfig
 
+    # SEQ_CLS: PEFT also trains (and saves) the reward model's fresh head, which LoRA alone would leave random
+    task = "SEQ_CLS" if config.method == "reward" else "CAUSAL_LM"
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
+                      target_modules=config.target_modules, bias="none", task_type=task)

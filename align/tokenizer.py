@@ -75,3 +75,19 @@ def prompt_fits(frame: pl.DataFrame, tok: Any, max_length: int) -> pl.Series:
                                      add_generation_prompt=True) for p in frame["prompt"].to_list()]
     lengths = pl.Series([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]])
     return (lengths <= max_length - MIN_COMPLETION_TOKENS).alias("fits")
+
+
+def _turns(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def pair_fits(frame: pl.DataFrame, tok: Any, max_length: int) -> pl.Series:
+    """True where prompt + chosen and prompt + rejected, rendered as TRL's RewardTrainer renders them (the
+    whole conversation through the chat template), are both at most max_length tokens."""
+    def length(prompt: list[dict], answer: list[dict]) -> int:
+        return len(tok.apply_chat_template(_turns(prompt) + _turns(answer), tokenize=True,
+                                           return_dict=True)["input_ids"])
+
+    fits = [max(length(p, c), length(p, r)) <= max_length
+            for p, c, r in frame.select("prompt", "chosen", "rejected").iter_rows()]
+    return pl.Series("fits", fits, dtype=pl.Boolean)

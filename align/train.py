@@ -83,7 +83,8 @@ def build_trainer(config: Any, hardware: dict[str, Any], output: Path, train_ds:
 def save_model(trainer: Any, config: Any, tok: Any, target: Path) -> str:
     """The adapter (LoRA profiles) or the whole model; `merge` folds the adapter into the base weights."""
     model = trainer.model
-    if config.merge and hasattr(model, "merge_and_unload"):
+    # a reward model is always saved whole, so that its folder is a reward_model judge's `model:` as it is
+    if (config.merge or config.method == "reward") and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
         model.save_pretrained(str(target))
         kind = "merged"
@@ -112,13 +113,20 @@ def train(config: Any) -> dict[str, Any]:
         warnings.append(f"VALIDATION SKIPPED ({data.stamp_state}): {data.stamp_message}")
     tok, tok_notes = prepare_tokenizer(config.model, config.chat_template)
     trunc = truncation(data.train, data.kind, tok, config.max_length, seed=config.seed)
-    warnings += [trunc[k] for k in ("warning", "prefix_warning") if k in trunc]
+    # a reward model's long pairs are left out (drop_long_pairs says how many), not truncated
+    warnings += [trunc[k] for k in ("warning", "prefix_warning") if k in trunc
+                 and not (k == "warning" and config.method == "reward")]
     for w in warnings:
         log.warning(w)
     data, dropped = drop_long_prompts(data, tok, config.max_length)
     if dropped:
         warnings.append(dropped)
         log.warning(dropped)
+    if config.method == "reward":
+        data, dropped = drop_long_pairs(data, tok, config.max_length)
+        if dropped:
+            warnings.append(dropped)
+            log.warning(dropped)
     train_ds = to_dataset(data.train, data.kind, config.method, config.seed)
     eval_ds = to_dataset(data.held_out, data.kind, config.method, config.seed) if data.held_out.height else None
     if config.method == "kto" and (balance := kto_balance(train_ds, config.desirable_weight,
@@ -138,7 +146,13 @@ def train(config: Any) -> dict[str, Any]:
     model_kind = save_model(trainer, config, tok, output / "model")
 
     final: dict[str, Any] = {}
-    if config.final_eval and data.kind == "pairwise" and data.held_out.height:
+    if config.final_eval and data.kind == "pairwise" and data.held_out.height and config.method == "reward":
+        from prefdata.align.evaluate import reward_model_accuracy
+
+        final = reward_model_accuracy(output / "model", data.held_out, config.max_length, config.batch_size,
+                                      device="cpu" if config.profile == "cpu" else "auto")
+        metrics.append(metrics_path, {"step": trainer.state.global_step, "final": True, **final})
+    elif config.final_eval and data.kind == "pairwise" and data.held_out.height:
         final = final_eval(trainer.model, config, tok, data.held_out)
         metrics.append(metrics_path, {"step": trainer.state.global_step, "final": True, **final})
     plots = metrics.plot(metrics_path, output / "plots")
@@ -161,6 +175,33 @@ def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | 
     """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
     from prefdata.align.tokenizer import prompt_fits
 
+    counts = _leave_out(data, lambda frame: prompt_fits(frame, tok, max_length), "prompt_fills_max_length",
+                        f"the prompt alone fills max_length {max_length}")
+    if not sum(counts):
+        return data, None
+    if data.train.height == 0:
+        raise PrefdataError(f"every training prompt fills max_length {max_length}; raise max_length")
+    return data, (f"left out {counts[0]} training and {counts[1]} held-out rows whose prompt alone fills "
+                  f"max_length {max_length} (no room for the completion)")
+
+
+def drop_long_pairs(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
+    """TRL's RewardTrainer silently filters out (does not truncate) pairs longer than max_length: they are
+    left out here first, each on record, so the counts say what the reward model was trained on."""
+    from prefdata.align.tokenizer import pair_fits
+
+    counts = _leave_out(data, lambda frame: pair_fits(frame, tok, max_length), "longer_than_max_length",
+                        f"prompt + chosen or prompt + rejected is longer than max_length {max_length}")
+    if not sum(counts):
+        return data, None
+    if data.train.height == 0:
+        raise PrefdataError(f"every training pair is longer than max_length {max_length}; raise max_length")
+    return data, (f"left out {counts[0]} training and {counts[1]} held-out pairs longer than max_length "
+                  f"{max_length} (TRL's RewardTrainer does not truncate)")
+
+
+def _leave_out(data: Any, fits_of: Any, reason: str, detail: str) -> list[int]:
+    """Rows of train and held_out where `fits_of(frame)` is false move to `data.dropped` with `reason`."""
     import polars as pl
 
     from prefdata.schema import dropped_rows
@@ -168,19 +209,14 @@ def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | 
     counts, left_out = [], []
     for name in ("train", "held_out"):
         frame = getattr(data, name)
-        fits = prompt_fits(frame, tok, max_length)
+        fits = fits_of(frame)
         counts.append(frame.height - int(fits.sum()))
-        left_out.append(dropped_rows(frame.filter(~fits), "align", "prompt_fills_max_length",
+        left_out.append(dropped_rows(frame.filter(~fits), "align", reason,
                                      id_column="pair_id" if "pair_id" in frame.columns else None,
-                                     detail=f"{name}: the prompt alone fills max_length {max_length}"))
+                                     detail=f"{name}: {detail}"))
         setattr(data, name, frame.filter(fits))
     data.dropped = pl.concat([d for d in (data.dropped, *left_out) if d is not None], how="vertical_relaxed")
-    if not sum(counts):
-        return data, None
-    if data.train.height == 0:
-        raise PrefdataError(f"every training prompt fills max_length {max_length}; raise max_length")
-    return data, (f"left out {counts[0]} training and {counts[1]} held-out rows whose prompt alone fills "
-                  f"max_length {max_length} (no room for the completion)")
+    return counts
 
 
 def _write_dropped(dropped: Any, output: Path) -> dict[str, int]:
@@ -213,7 +249,8 @@ def held_out_history(path: Path) -> list[dict[str, Any]]:
     from prefdata.align.metrics import read
 
     frame = read(path)
-    keys = [k for k in ("eval_rewards/accuracies", "eval_rewards/margins", "eval_loss") if k in frame.columns]
+    keys = [k for k in ("eval_rewards/accuracies", "eval_rewards/margins", "eval_accuracy", "eval_margin", "eval_loss")
+            if k in frame.columns]  # eval_accuracy, eval_margin: TRL's RewardTrainer
     if not keys:
         return []
     if "final" in frame.columns:  # the closing evaluation against the base model is reported on its own

@@ -152,6 +152,11 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     failed["judge"] = _failures("judge", unanswered, judged.kept.height, runner)
     # computed from the judgments on every run, so a judge stage saved by an older version gets today's figures
     judging = judge_report(judged.kept, spec.panel.inconsistent, spec.gold)
+    if "scores" in judged_extras:  # reward models: the share of inputs cut to max_length
+        from prefdata.judge.reward import truncation
+
+        for name, figure in truncation(judged_extras["scores"]).items():
+            judging["judges"][name]["truncated"] = figure
     voters = [judge_name(j) for j in spec.judges if judge_name(j) not in judging["dropped_judges"]]
     if not voters:
         raise PrefdataError(f"every judge scored below gold.min_accuracy ({spec.gold.min_accuracy})")

@@ -24,13 +24,14 @@ class Context:
     def keep(self, name: str, frame) -> None:
         self.artifacts.setdefault(name, []).append(frame)
 
-    def backend(self, spec) -> Backend:
-        """The backend a `BackendSpec` names, made once per run (a local model loads once)."""
-        key = spec.model_dump_json()
+    def backend(self, spec, reward: bool = False) -> Backend:
+        """The backend a `BackendSpec` names, made once per run (a local model loads once); `reward`: the
+        reward-model backend for that spec (a `reward_model` judge), kept apart from the chat one."""
+        key = ("reward:" if reward else "") + spec.model_dump_json()
         if key not in self.backends:
-            from prefdata.backends import make_backend
+            from prefdata.backends import make_backend, make_reward_backend
 
-            self.backends[key] = make_backend(spec)
+            self.backends[key] = (make_reward_backend if reward else make_backend)(spec)
             self.backends[key].meter = self.meter  # run_requests meters every answer of this backend
         return self.backends[key]
 

@@ -103,7 +103,8 @@ class _CacheOnly:
             self.tally.seen.add(key)
             self.tally.sent[label] += 1
             self.tally.tokens_in[label] += estimate_tokens(request) - request.params.max_tokens
-            self.tally.tokens_out[label] += request.params.max_tokens
+            # a reward request writes nothing: its max_tokens is the longest input it scores
+            self.tally.tokens_out[label] += 0 if self.name.startswith("reward-") else request.params.max_tokens
         return [ChatResponse(None, error=f"{NOT_CACHED}: a dry run sends nothing") for _ in requests]
 
 
@@ -127,8 +128,15 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> tuple[_Tally, lis
 
     tally = _Tally()
     ctx = _DryContext(cache=_ReadOnlyCache(cache, tally), quiet=True, tally=tally)
-    for backend in generators(spec.generate) + [j.backend for j in spec.judges]:
+    for backend in generators(spec.generate) + [j.backend for j in spec.judges if j.kind != "reward_model"]:
         ctx.backends[backend.model_dump_json()] = _CacheOnly(backend, tally)
+    for judge_spec in spec.judges:  # a reward model's cache keys name its backend and weight hash
+        if judge_spec.kind == "reward_model":
+            from prefdata.backends import make_reward_backend
+
+            dry = ctx.backends["reward:" + judge_spec.backend.model_dump_json()] = _CacheOnly(judge_spec.backend, tally)
+            real = make_reward_backend(judge_spec.backend)  # hashes the weights; loads nothing
+            dry.name, dry.model = real.name, real.model
     generated = generate(prompts, spec.generate, ctx)
     waiting = generated.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
     ready = generated.kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
@@ -150,10 +158,12 @@ def _judge_estimate(spec: Spec, judge, prompts: int, prompt_tokens: int) -> tupl
     from prefdata.generate import generators
 
     per_prompt = spec.generate.n * len(generators(spec.generate))
-    pointwise = judge.kind == "pointwise"
+    pointwise = judge.kind in ("pointwise", "reward_model")  # one request per answer
     orders = 1 if pointwise or not judge.swap else 2
     asks = prompts * (per_prompt if pointwise else comb(per_prompt, 2) * orders)
     answers_in = (1 if pointwise else 2) * spec.generate.max_tokens
+    if judge.kind == "reward_model":  # no judge template, no answer written
+        return asks, asks * (prompt_tokens + answers_in), 0
     return asks, asks * (prompt_tokens + answers_in + JUDGE_TEMPLATE_TOKENS), asks * judge.max_tokens
 
 

@@ -26,6 +26,20 @@ def check_spec(spec: Spec) -> Path:
     if spec.gold is not None:
         _readable(spec.resolve(spec.gold.path), spec.where("gold", "path"))
         _format(spec.gold.format, spec.where("gold", "format"), FORMATS)
+    for i, judge in enumerate(spec.judges):  # a reward model's folder is read on its first request: check it now
+        model = judge.backend.model or ""
+        if judge.kind == "reward_model" and judge.backend.kind == "vllm":
+            import importlib.util
+
+            if importlib.util.find_spec("prefdata.backends.reward_vllm") is None:
+                raise PrefdataError(f"{spec.where('judges', i, 'backend', 'kind')}: a reward_model judge on vllm needs "
+                                    "prefdata.backends.reward_vllm, which this installation does not have")
+        if judge.kind == "reward_model" and judge.backend.kind == "transformers" and not Path(model).expanduser().exists():
+            from prefdata.io.sources import HUB_ID
+
+            if not HUB_ID.match(model) or Path(model.split("/")[0]).is_dir():  # out/rm with out/ here: a folder
+                raise PrefdataError(f"{spec.where('judges', i, 'backend', 'model')}: {model}: no such folder (nor a "
+                                    "Hub id); backend models are relative to where the build runs")
     for i, step in enumerate(spec.curate):
         for j, name in enumerate(getattr(step, "eval_sets", None) or []):  # opened as given by decontaminate
             _readable(Path(name), spec.where("curate", i, "eval_sets", j))

@@ -125,8 +125,9 @@ class RubricSpec(Strict):
 
 class JudgeSpec(Strict):
     name: str | None = Field(None, description="Judge name in tables (default: model name and kind).")
-    kind: Literal["pairwise", "pointwise"] = Field(
-        "pairwise", description="pairwise: A vs B with a winner. pointwise: a rubric score per answer.")
+    kind: Literal["pairwise", "pointwise", "reward_model"] = Field(
+        "pairwise", description="pairwise: A vs B with a winner. pointwise: a rubric score per answer. "
+                                "reward_model: a sequence-classification model's reward per answer.")
     backend: BackendSpec = Field(default_factory=BackendSpec)
     max_tokens: int = Field(96, ge=8, le=MAX_TOKENS, description="Longest verdict, in tokens.")
     swap: bool = Field(True, description="Judge each pairwise comparison in both orders (position-bias check).")
@@ -135,14 +136,32 @@ class JudgeSpec(Strict):
                                                  "{answer_b} (pairwise) or {answer}, {aspects}, {scale} (pointwise), "
                                                  "and {nonce} for the block tags.")
     retries: int = Field(1, ge=0, le=3, description="Corrective re-asks when a verdict cannot be read.")
+    max_length: int = Field(4096, ge=8, le=MAX_TOKENS, description="reward_model: longest input scored, in tokens "
+                                                                   "(a longer one keeps its last max_length).")
 
     @model_validator(mode="after")
     def _template_fields(self) -> "JudgeSpec":
+        if self.kind == "reward_model":
+            return self._reward_model_fields()
+        if "max_length" in self.model_fields_set:
+            raise ValueError("max_length: only a reward_model judge takes it (the longest input it scores)")
         if self.prompt is not None:
             check_template(self.prompt, self.kind)
         return self
 
+    def _reward_model_fields(self) -> JudgeSpec:
+        """A reward model reads no prompt and writes no verdict: options about those would be silently ignored."""
+        if self.backend.kind not in REWARD_BACKENDS:
+            raise ValueError(f"backend.kind: a reward_model judge runs a sequence-classification model on "
+                             f"{' or '.join(REWARD_BACKENDS)}, not {self.backend.kind!r}")
+        given = sorted(self.model_fields_set & {"rubric", "swap", "prompt", "retries", "max_tokens"})
+        if given:
+            raise ValueError(f"{given[0]}: means nothing for a reward_model judge (it scores each answer alone, "
+                             "reading no judge prompt and writing no verdict)")
+        return self
 
+
+REWARD_BACKENDS = ("transformers", "vllm")
 TEMPLATE_FIELDS = {"pairwise": {"conversation", "answer_a", "answer_b", "nonce"},
                    "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"}}
 TEMPLATE_NEEDS = {"pairwise": ("answer_a", "answer_b"), "pointwise": ("answer",)}
@@ -292,7 +311,7 @@ class Spec(Strict):
         if self.generate is None:
             return 0
         candidates = self.generate.n * (len(self.generate.backends) or 1)
-        asks = [candidates if j.kind == "pointwise" else comb(candidates, 2) * (2 if j.swap else 1)
+        asks = [candidates if j.kind in ("pointwise", "reward_model") else comb(candidates, 2) * (2 if j.swap else 1)
                 for j in self.judges]
         return candidates + sum(asks)
 

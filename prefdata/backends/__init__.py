@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from prefdata.spec import BackendSpec
 
 __all__ = ["AsyncBackend", "Backend", "ChatRequest", "ChatResponse", "SamplingParams", "RequestCache",
-           "run_requests", "arun_requests", "make_backend", "gives_logprobs"]
+           "run_requests", "arun_requests", "make_backend", "make_reward_backend", "gives_logprobs"]
 
 
 _CLASSES = {"openai": ("openai_backend", "OpenAIBackend"), "anthropic": ("anthropic_backend", "AnthropicBackend"),
@@ -54,3 +54,20 @@ def make_backend(spec: "BackendSpec") -> Backend:
                                    device=spec.device, schema_retries=spec.schema_retries)
     return TransformersBackend(spec.model, batch_size=spec.batch_size, device=spec.device,
                                schema_retries=spec.schema_retries)
+
+
+def make_reward_backend(spec: "BackendSpec") -> Backend:
+    """The reward-model backend a `reward_model` judge's backend names (kind transformers or vllm); its answers
+    are rewards (`prefdata.backends.reward_transformers`). The model loads on the first request."""
+    if spec.kind == "vllm":
+        try:
+            from prefdata.backends.reward_vllm import VLLMRewardBackend
+        except ImportError as exc:
+            from prefdata.errors import PrefdataError
+
+            raise PrefdataError(f"a reward_model judge with backend kind vllm needs prefdata.backends.reward_vllm, "
+                                f"which cannot be imported here ({exc})") from None
+        return VLLMRewardBackend(spec.model, batch_size=spec.batch_size, engine_args=spec.engine_args)
+    from prefdata.backends.reward_transformers import TransformersRewardBackend
+
+    return TransformersRewardBackend(spec.model, batch_size=spec.batch_size, device=spec.device)

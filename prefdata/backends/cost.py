@@ -25,7 +25,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "claude-sonnet-4-0": (3.00, 15.00),
     "claude-opus-4-0": (15.00, 75.00),
 }
-FREE_BACKENDS = {"embedded", "transformers", "vllm"}
+FREE_BACKENDS = {"embedded", "transformers", "vllm", "reward-transformers", "reward-vllm"}  # reward-*: reward models
 
 
 @dataclass(frozen=True)

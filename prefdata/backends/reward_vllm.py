@@ -25,7 +25,7 @@ def _engine(path: str, engine_json: str) -> Any:
 
 
 class VLLMRewardBackend:
-    name = "vllm-reward"
+    name = "reward-vllm"
     meter = None
 
     def __init__(self, model: str, *, batch_size: int = 64, engine_args: dict | None = None):

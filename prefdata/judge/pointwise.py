@@ -26,7 +26,8 @@ from prefdata.spec import JudgeSpec
 
 SCORES = {"prompt_id": pl.String, "judge": pl.String, "candidate_id": pl.String, "score": pl.Float64,
           "aspects": pl.String, "rationale": pl.String, "raw": pl.String, "parse_ok": pl.Boolean,
-          "error": pl.String, "attempts": pl.Int64, "confidence": pl.Float64, "expected_score": pl.Float64}
+          "error": pl.String, "attempts": pl.Int64, "confidence": pl.Float64, "expected_score": pl.Float64,
+          "truncated": pl.Boolean}  # reward_model judges: the input was cut to max_length (null otherwise)
 
 
 def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, backend: Backend,

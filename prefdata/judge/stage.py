@@ -3,7 +3,7 @@ plus the gold (known-answer) items when the spec has them.
 
 Output: the JUDGMENTS table with two extra columns, `attempts` (answers read, re-asks included) and
 `gold` (a known-answer comparison, where `a` is the expected winner). Pointwise judges' per-answer
-scores go to the `scores` side table (`ctx.artifacts`).
+scores and reward models' rewards go to the `scores` side table (`ctx.artifacts`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.context import Context
 from prefdata.io.ids import normalise
+from prefdata.judge import reward
 from prefdata.judge.pairwise import comparisons, judge_pairwise
 from prefdata.judge.pointwise import SCORES, as_judgments, score_candidates
 from prefdata.spec import JudgeSpec, judge_name
@@ -50,8 +51,13 @@ def judge(candidates: pl.DataFrame, config: list[JudgeSpec], ctx: Context, *, pr
     with_prompt = texts.join(prompt_text, on="prompt_id", how="left")
     frames = []
     for judge_spec in config:
-        name, backend = judge_name(judge_spec), ctx.backend(judge_spec.backend)
-        if judge_spec.kind == "pairwise":
+        name = judge_name(judge_spec)
+        backend = ctx.backend(judge_spec.backend, reward=judge_spec.kind == "reward_model")
+        if judge_spec.kind == "reward_model":
+            scores = reward.score_rewards(with_prompt, judge_spec, name, backend, ctx)
+            ctx.keep("scores", scores)
+            frames.append(reward.as_judgments(pairs, scores))
+        elif judge_spec.kind == "pairwise":
             rows = judge_pairwise(pairs, judge_spec, name, backend, ctx)
             frames.append(pl.DataFrame(rows, schema={k: v for k, v in JUDGMENTS.items() if k != "gold"}))
         else:

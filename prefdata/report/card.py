@@ -50,11 +50,14 @@ def _judges_table(judging: dict, backends: dict[str, str] | None = None) -> str:
              "|---|---:|---|---|---|---|---|"]
     for name, f in judges.items():
         consistency = (describe(f["position_consistency"], noun="swapped comparisons")
-                       if f["position_consistency"]["n"] else "no order shown (pointwise) or not swapped")
+                       if f["position_consistency"]["n"] else "not applicable (no order shown: pointwise or "
+                                                                   "reward model; or not swapped)")
         gold = describe(f["gold_accuracy"], noun="gold items") if f["gold_accuracy"]["n"] else "no gold items"
         sure = _confidence(f.get("confidence"), (backends or {}).get(name))
         lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
                      f"{consistency} | {gold} | {sure} | {'yes' if f['flagged'] else 'no'} |")
+    lines += [f"\n{name}: inputs cut to max_length (their last tokens scored): {describe(f['truncated'], noun='inputs')}"
+              for name, f in judges.items() if f.get("truncated")]
     lines += ["", "Confidence is the probability a judge gave its own verdict, read from its token "
                   "log-probabilities (`confidence` in `judgments.parquet`)."]
     lines += ["", f"Rates are shown with the items they rest on and a Wilson 95% interval; *few* marks a figure "
