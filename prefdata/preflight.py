@@ -28,12 +28,6 @@ def check_spec(spec: Spec) -> Path:
         _format(spec.gold.format, spec.where("gold", "format"), FORMATS)
     for i, judge in enumerate(spec.judges):  # a reward model's folder is read on its first request: check it now
         model = judge.backend.model or ""
-        if judge.kind == "reward_model" and judge.backend.kind == "vllm":
-            import importlib.util
-
-            if importlib.util.find_spec("prefdata.backends.reward_vllm") is None:
-                raise PrefdataError(f"{spec.where('judges', i, 'backend', 'kind')}: a reward_model judge on vllm needs "
-                                    "prefdata.backends.reward_vllm, which this installation does not have")
         if judge.kind == "reward_model" and judge.backend.kind == "transformers" and not Path(model).expanduser().exists():
             from prefdata.io.sources import HUB_ID
 

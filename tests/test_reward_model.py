@@ -179,25 +179,6 @@ def test_reward_model_spec_errors_are_one_line_naming_the_field(tmp_path):
         assert "\n" not in line and "judges.0" in line and field in line, line
 
 
-def test_a_vllm_reward_judge_without_its_backend_module_is_one_line(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("prefdata.backends.reward_vllm") is not None:
-        pytest.skip("prefdata.backends.reward_vllm is installed")
-    (tmp_path / "p.jsonl").write_text('{"prompt": "hi"}\n')
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"name": "x", "sources": [{"path": "p.jsonl"}], "judges": [
-        {"kind": "reward_model", "backend": {"kind": "vllm", "model": "Skywork/Skywork-Reward-V2-Qwen3-0.6B"}}]}))
-    done = run_cli("build", spec, "--dry-run")
-    assert done.returncode == 2 and "judges.0.backend.kind" in done.stderr and "reward_vllm" in done.stderr
-    from prefdata.backends import make_reward_backend
-    from prefdata.errors import PrefdataError
-    from prefdata.spec import BackendSpec
-
-    with pytest.raises(PrefdataError, match="reward_vllm"):
-        make_reward_backend(BackendSpec(kind="vllm", model="Skywork/Skywork-Reward-V2-Qwen3-0.6B"))
-
-
 def test_rewards_are_read_as_hostile_text_and_normalised_for_the_panel():
     from prefdata.judge.panel import decide, resolve
     from prefdata.judge.reward import as_judgments, read_reward
@@ -212,6 +193,7 @@ def test_rewards_are_read_as_hostile_text_and_normalised_for_the_panel():
     first = judged.row(0, named=True)  # a (-20) vs b (0): b wins; standardised, the scale is 1-10
     assert first["winner"] == "b" and first["order"] is None and 1 < first["score_a"] < 5.5 < first["score_b"] < 10
     assert "A: -20.0" in first["raw"] and "B: 0.0" in first["raw"]  # the raw rewards stay in the judgments
+    assert first["confidence"] == pytest.approx(1 / (1 + math.exp(-20)))  # Bradley-Terry: sigmoid(reward gap)
     missing = judged.filter(pl.col("b_id") == "c")  # no reward: no verdict, no score, the error kept
     assert missing["winner"].null_count() == 2 and missing["score_b"].null_count() == 2
     assert not missing["parse_ok"].any() and set(missing["error"]) == {"backend_error: x"}

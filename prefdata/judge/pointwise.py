@@ -60,6 +60,8 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
 
 def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Pairwise judgments from pointwise scores: the higher score wins; a missing score gives no verdict."""
+    if "confidence" not in scores.columns:  # scores saved before confidence existed
+        scores = scores.with_columns(confidence=pl.lit(None, dtype=pl.Float64))
     by_id = scores.select("candidate_id", "judge", "score", "raw", "error", "attempts", "confidence")
     joined = (pairs.select("prompt_id", "a_id", "b_id")
               .join(by_id.rename({"candidate_id": "a_id", "score": "score_a", "raw": "raw_a", "error": "error_a",

@@ -71,14 +71,20 @@ def normalised(scores: pl.DataFrame) -> pl.Expr:
 
 
 def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
-    """Pairwise judgments from rewards: the higher raw reward wins; `score_a` / `score_b` normalised."""
+    """Pairwise judgments from rewards: the higher raw reward wins; `score_a` / `score_b` normalised;
+    `confidence` is the Bradley-Terry probability of the verdict, sigmoid(|reward_a - reward_b|), the
+    probability a reward model's training loss gives the better answer (0.5 for a tie)."""
     from prefdata.judge.pointwise import as_judgments as from_scores
 
     judged = from_scores(pairs, scores)  # winner, raw ("A: reward\n\nB: reward"), errors: from raw rewards
-    scaled = scores.select("candidate_id", "judge", normalised(scores).alias("norm"))
-    return (judged.join(scaled.rename({"candidate_id": "a_id", "norm": "norm_a"}), on=["a_id", "judge"], how="left")
-            .join(scaled.rename({"candidate_id": "b_id", "norm": "norm_b"}), on=["b_id", "judge"], how="left")
+    scaled = scores.select("candidate_id", "judge", normalised(scores).alias("norm"), pl.col("score").alias("raw"))
+    gap = (pl.col("reward_a") - pl.col("reward_b")).abs()
+    return (judged.join(scaled.rename({"candidate_id": "a_id", "norm": "norm_a", "raw": "reward_a"}),
+                        on=["a_id", "judge"], how="left")
+            .join(scaled.rename({"candidate_id": "b_id", "norm": "norm_b", "raw": "reward_b"}),
+                  on=["b_id", "judge"], how="left")
             .with_columns(pl.col("norm_a").alias("score_a"), pl.col("norm_b").alias("score_b"),
+                          (1 / (1 + (-gap).exp())).alias("confidence"),
                           pl.lit("reward model: the higher reward wins; scores are 1 + 9 * sigmoid(standardised "
                                  "reward)").alias("rationale"))
             .select(judged.columns))
