@@ -7,7 +7,7 @@ judge agree, how often does it give the same verdict in both orders, and how oft
 Judges: (a) the embedded SmolLM2 generative judge, pairwise in both orders (constrained decoding when the
 grammar engine is installed); (b) with `--reward-model FOLDER`, a reward model (`kind: reward_model`, e.g. one
 trained by `align train --method reward` on a disjoint part of the same data, see `--write-train`); (c) the
-panel of all of them (mean normalised score). The pairs run through prefdata's own judge stage as gold items
+panel of all of them (mean normalised score; also weighted by each verdict's confidence). The pairs run through prefdata's own judge stage as gold items
 (chosen shown as `a` in one order and `b` in the other), so the figures are the ones a build's card gives.
 
 `--data` takes any pairwise file in a supported format; `--limit` pairs are drawn at random (`--seed`).
@@ -57,11 +57,12 @@ def judges(args) -> list:
     return panel
 
 
-def panel_accuracy(judgments: pl.DataFrame, names: list[str]) -> dict:
-    from prefdata.judge.panel import decide, resolve
+def panel_accuracy(judgments: pl.DataFrame, names: list[str], weight: str = "equal") -> dict:
+    from prefdata.judge.panel import decide, resolve, with_probabilities
     from prefdata.rates import rate
 
-    decided, _ = decide(resolve(judgments.filter(pl.col("judge").is_in(names))), "mean_score", {})
+    resolved = resolve(with_probabilities(judgments.filter(pl.col("judge").is_in(names))))
+    decided, _ = decide(resolved, "mean_score", {}, weight=weight)
     right = decided.filter(pl.col("decision") == "a").height
     return rate(right, decided.height).as_dict()
 
@@ -102,17 +103,21 @@ def main() -> None:
     names = list(report)
     figures = {"data": args.data, "pairs": drawn.height, "seed": args.seed, "seconds": round(seconds, 1),
                "judges": {name: {"accuracy": f["gold_accuracy"], "position_consistency": f["position_consistency"],
-                                 "unreadable": f["parse_failure_rate"]} for name, f in report.items()}}
+                                 "unreadable": f["parse_failure_rate"], "confidence": f["confidence"]}
+                          for name, f in report.items()}}
     if len(names) > 1:
-        figures["panel"] = {"judges": names, "method": "mean_score", "accuracy": panel_accuracy(judged, names)}
+        figures["panel"] = {"judges": names, "method": "mean_score", "accuracy": panel_accuracy(judged, names),
+                            "accuracy_confidence_weighted": panel_accuracy(judged, names, "confidence")}
     show = lambda r: "n/a" if r["value"] is None else (
         f"{r['value']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] (n={r['n']})")
     print(f"{drawn.height} human-labelled pairs from {args.data} (seed {args.seed}), judged in {seconds:.0f} s")
     for name, f in figures["judges"].items():
         print(f"{name:>16}: accuracy {show(f['accuracy'])}; position consistency "
-              f"{show(f['position_consistency'])}; unreadable {show(f['unreadable'])}")
+              f"{show(f['position_consistency'])}; unreadable {show(f['unreadable'])}; mean confidence "
+              f"{'n/a' if not f['confidence'] else round(f['confidence']['mean'], 3)}")
     if "panel" in figures:
-        print(f"{'panel':>16}: accuracy {show(figures['panel']['accuracy'])}")
+        print(f"{'panel':>16}: accuracy {show(figures['panel']['accuracy'])}; weighted by confidence "
+              f"{show(figures['panel']['accuracy_confidence_weighted'])}")
     print(json.dumps(figures))
 
 
