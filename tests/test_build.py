@@ -76,6 +76,7 @@ def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
         assert figures["parse_failure_rate"]["n"] == figures["verdicts"]
         if grammar.available():  # decoded under the verdict schema's grammar: no verdict is unreadable
             assert figures["parse_failure_rate"]["value"] == 0, figures["parse_failure_rate"]
+        assert 0 < figures["confidence"]["mean"] <= 1  # the embedded model gives token probabilities
     matrix = judging["agreement"]
     assert set(matrix) == {"smol-pairwise", "smol-rubric"}
     # agreement rests on the items both judges decided (without a grammar engine the 135M judge leaves many unreadable)
@@ -91,6 +92,8 @@ def test_panel_of_two_judges_reports_consistency_agreement_and_gold(built):
     card = (work / "first" / "README.md").read_text()
     assert "position consistency" in card and "Agreement between judges" in card and "gold accuracy" in card
     assert "swapped comparisons; 95% CI" in card and "of 4 gold items; 95% CI" in card
+    for name in ("smol-pairwise", "smol-rubric"):  # the judges table's confidence column
+        assert re.search(rf"^\| {name} \|.*\| mean [01]\.\d\d; below 0\.6: ", card, re.M), name
 
 
 def test_judgments_are_parsed_not_executed(built):

@@ -219,8 +219,13 @@ def test_build_with_vllm_generator_and_judges(embedded_model, tmp_path):
     # 8 x 3 pairs in both orders and a rubric score per answer (48 + 24), and the gold items' judgments
     assert counts["judge"]["judgments"] == 72 and judgments.height >= 72
     assert judgments["error"].drop_nulls().str.starts_with("backend_error").sum() == 0
-    # Structured output makes every verdict JSON; what the 135M judge puts in it is another matter (scores of
-    # -1 or 0.5, a rationale cut at max_tokens: about 40% unreadable in the run measured), and it is counted.
-    assert judgments["parse_ok"].mean() > 0.3, judgments.filter(~pl.col("parse_ok"))["error"].to_list()
+    # vLLM decodes under the bounded schema (integer scores within the scale, a rationale that fits max_tokens):
+    # every verdict reads; the one thing left is a winner its own scores contradict, which is counted as such.
+    # (With the plain schema, scores of -1 or 0.5 and cut rationales left about 40% unreadable.)
+    unread = judgments.filter(~pl.col("parse_ok"))["error"].to_list()
+    assert all(e.startswith("conflicting_verdicts") for e in unread), unread
+    assert judgments["parse_ok"].mean() > 0.9, unread
+    pairwise = judgments.filter(pl.col("parse_ok") & pl.col("order").is_not_null())
+    assert pairwise["confidence"].null_count() == 0  # vLLM gives token probabilities
     print(json.dumps({"counts": counts, "validation_passed": manifest["validation"]["passed"],
                       "judge_parse_ok": judgments["parse_ok"].mean()}))

@@ -19,6 +19,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from prefdata.backends.base import ChatRequest, ChatResponse
+from prefdata.backends.transformers_backend import device_and_dtype
 from prefdata.errors import PrefdataError
 
 
@@ -32,7 +33,6 @@ def model_folder(path: str) -> str:
 
 @lru_cache(maxsize=2)
 def _load(path: str, device: str, weights: str):  # `weights` in the key: a folder trained again loads again
-    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(path)
@@ -47,9 +47,7 @@ def _load(path: str, device: str, weights: str):  # `weights` in the key: a fold
         raise PrefdataError(f"{path}: the tokenizer has no chat template to render the conversation with")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    device, dtype = device_and_dtype(device)
     network = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(device).eval()
     if network.config.pad_token_id is None:  # the model finds each row's last token by it
         network.config.pad_token_id = tokenizer.pad_token_id

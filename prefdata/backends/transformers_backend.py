@@ -23,18 +23,24 @@ from prefdata.errors import PrefdataError
 
 @lru_cache(maxsize=2)
 def _load(model: str, device: str):
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    device, dtype = device_and_dtype(device)
     network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
     return tokenizer, network, device
+
+
+def device_and_dtype(device: str):
+    """("auto" resolved to cuda when there is one, else cpu; bfloat16 on a GPU, float32 on a CPU)."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
 @lru_cache(maxsize=4)
