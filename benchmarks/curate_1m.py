@@ -252,7 +252,8 @@ def main() -> None:
               f"({(folder / 'pairs.parquet').stat().st_size / 1e6:.0f} MB parquet)")
         run = json.loads(child("curate", folder).strip().splitlines()[-1])
         print(f"curation pass: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU (load average "
-              f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores), peak RSS {run['peak_mb']:.0f} MB, "
+              f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores), "
+              f"peak RSS {run['peak_mb']:.0f} MB, "
               f"{run['rows_out']:,} rows kept")
         for name in ("read", "exact", "near", "length_bias"):
             print(f"  {name}: {run[name + '_s']:.1f} s wall, {run[name + '_cpu_s']:.1f} s CPU, "

@@ -7,8 +7,9 @@ judge agree, how often does it give the same verdict in both orders, and how oft
 Judges: (a) the embedded SmolLM2 generative judge, pairwise in both orders (constrained decoding when the
 grammar engine is installed); (b) with `--reward-model FOLDER`, a reward model (`kind: reward_model`, e.g. one
 trained by `align train --method reward` on a disjoint part of the same data, see `--write-train`); (c) the
-panel of all of them (mean normalised score; also weighted by each verdict's confidence). The pairs run through prefdata's own judge stage as gold items
-(chosen shown as `a` in one order and `b` in the other), so the figures are the ones a build's card gives.
+panel of all of them (mean normalised score; also weighted by each verdict's confidence). The pairs run through
+prefdata's own judge stage as gold items (chosen shown as `a` in one order and `b` in the other), so the figures
+are the ones a build's card gives.
 
 `--data` takes any pairwise file in a supported format; `--limit` pairs are drawn at random (`--seed`).
 `--write-train FILE` writes the remaining pairs whose prompts are not among the drawn ones (prompt-disjoint),

@@ -28,7 +28,8 @@ def check_spec(spec: Spec) -> Path:
         _format(spec.gold.format, spec.where("gold", "format"), FORMATS)
     for i, judge in enumerate(spec.judges):  # a reward model's folder is read on its first request: check it now
         model = judge.backend.model or ""
-        if judge.kind == "reward_model" and judge.backend.kind == "transformers" and not Path(model).expanduser().exists():
+        local_reward = judge.kind == "reward_model" and judge.backend.kind == "transformers"
+        if local_reward and not Path(model).expanduser().exists():
             from prefdata.io.sources import HUB_ID
 
             if not HUB_ID.match(model) or Path(model.split("/")[0]).is_dir():  # out/rm with out/ here: a folder
@@ -101,8 +102,8 @@ def check_request_count(spec: Spec, prompts: int) -> int:
     """Refuse a build that would send more than `max_requests`, before a request list is even built."""
     total = prompts * spec.requests_per_prompt()
     if total > spec.max_requests:
-        raise PrefdataError(f"{spec.where('max_requests')}: this build would send {total:,} requests ({prompts:,} prompts x "
-                            f"{spec.requests_per_prompt():,} each: candidates and judge verdicts), more than "
-                            f"max_requests ({spec.max_requests:,}); raise max_requests in the spec if you mean it, "
-                            f"or lower n, the generators, the judges or sources[].limit")
+        raise PrefdataError(f"{spec.where('max_requests')}: this build would send {total:,} requests "
+                            f"({prompts:,} prompts x {spec.requests_per_prompt():,} each: candidates and judge "
+                            f"verdicts), more than max_requests ({spec.max_requests:,}); raise max_requests in the "
+                            f"spec if you mean it, or lower n, the generators, the judges or sources[].limit")
     return total

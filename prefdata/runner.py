@@ -73,8 +73,8 @@ class Runner:
               group: str | None = None) -> tuple[schema.StageResult, dict]:
         """`run()` returns (result, extras); extras are JSON-able side results (counts, reports) or
         DataFrames (side tables), saved and restored with the stage. `extras["incomplete"]` true: the
-        outputs are written but the stage is not marked finished, so the next run runs it again. `group`: the stage name that
-        --from / --until know it by (several curation steps form the group `curate`)."""
+        outputs are written but the stage is not marked finished, so the next run runs it again. `group`: the
+        stage name that --from / --until know it by (several curation steps form the group `curate`)."""
         group = group or name
         key = self.key(name, inputs, config)
         marker = self.folder / f"{name}.json"

@@ -43,7 +43,8 @@ def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
     repeats = rest.filter(~first).sort("_order").drop(helpers)
     reason = "duplicate_prompt" if config.level == "prompt" else "exact_duplicate"
     dropped = pl.concat([
-        schema.dropped_rows(identical.drop(helpers), STAGE, "identical_chosen_rejected", id_column=pair_id_column(frame)),
+        schema.dropped_rows(identical.drop(helpers), STAGE, "identical_chosen_rejected",
+                            id_column=pair_id_column(frame)),
         schema.dropped_rows(repeats, STAGE, reason, id_column=pair_id_column(frame)),
     ])
     return schema.StageResult(kept, dropped)

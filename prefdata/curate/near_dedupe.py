@@ -98,7 +98,8 @@ def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx
         verify=config.verify)
     marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
     if config.keep == "highest_margin":
-        marked = marked.sort(pl.col("margin").fill_nan(None).fill_null(float("-inf")), "_order", descending=[True, False])
+        margin = pl.col("margin").fill_nan(None).fill_null(float("-inf"))
+        marked = marked.sort(margin, "_order", descending=[True, False])
     ids = pl.col("pair_id") if "pair_id" in frame.columns else pl.col("_order").cast(pl.String)
     survivor = marked.select("_cluster", ids.alias("_kept_id")).unique("_cluster", keep="first")
     first = pl.col("_cluster").is_first_distinct()

@@ -56,7 +56,8 @@ def _judges_table(judging: dict, backends: dict[str, str] | None = None) -> str:
         sure = _confidence(f.get("confidence"), (backends or {}).get(name))
         lines.append(f"| {name} | {f['verdicts']} | {describe(f['parse_failure_rate'], noun='verdicts')} | "
                      f"{consistency} | {gold} | {sure} | {'yes' if f['flagged'] else 'no'} |")
-    lines += [f"\n{name}: inputs cut to max_length (their last tokens scored): {describe(f['truncated'], noun='inputs')}"
+    lines += [f"\n{name}: inputs cut to max_length (their last tokens scored): "
+              f"{describe(f['truncated'], noun='inputs')}"
               for name, f in judges.items() if f.get("truncated")]
     lines += ["", "Confidence is the probability a judge gave its own verdict, read from its token "
                   "log-probabilities (`confidence` in `judgments.parquet`)."]
