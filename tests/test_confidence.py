@@ -153,6 +153,16 @@ def test_filter_min_confidence_drops_with_reason_and_counts_nulls(built, tmp_pat
     assert bad.returncode == 2 and "--min-confidence" in bad.stderr
 
 
+def test_min_confidence_on_pairs_without_the_column_keeps_them_and_adds_nothing():
+    from prefdata.curate.config import FilterConfig
+    from prefdata.curate.filters import filter_pairs, unrated
+
+    frame = pl.DataFrame({"pair_id": ["p1", "p2"], "prompt": ["a", "b"], "chosen": ["x", "y"], "rejected": ["z", "w"]})
+    kept, dropped = filter_pairs(frame, FilterConfig(min_confidence=0.9))
+    assert kept.columns == frame.columns and kept.height == 2 and dropped.height == 0
+    assert unrated(kept) == 2
+
+
 def test_curate_step_min_confidence_in_a_build(built):
     """The build again from its cache, with a filter step: drops are counted and nulls kept and said."""
     work = built["work"]

@@ -3,7 +3,8 @@
 Each bound is optional; a row failing several bounds is dropped once, with the first reason in the
 order below (a missing or non-finite margin/agreement counts as failing: the bound is a promise about what is
 kept). Confidence is the exception: a null one means the judges' backends gave no token probabilities, not
-an unsure judge, so those rows are kept, and `unrated` says how many (`ctx.note` reports it).
+an unsure judge, so those rows are kept, and `unrated` says how many (the build's counts and `prefdata filter`
+report it).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def unrated(frame: pl.DataFrame) -> int:
 
 def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=None) -> schema.StageResult:
     config = config or FilterConfig()
+    borrowed = []  # a column added only to test a bound, not written out
     if config.min_confidence is not None and "confidence" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("confidence"))
+        frame, borrowed = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("confidence")), ["confidence"]
     checks = _checks(config)
     if not checks:
         return schema.StageResult(frame, schema.empty(schema.DROPPED))
@@ -81,7 +83,7 @@ def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=No
         reason = pl.when(failing.fill_null(False)).then(pl.lit(name)).otherwise(reason)
         detail = pl.when(failing.fill_null(False)).then(pl.lit(why)).otherwise(detail)
     marked = marked.with_columns(reason.alias("_reason"), detail.alias("_detail"))
-    helpers = [c for c in marked.columns if c not in frame.columns]
+    helpers = [c for c in marked.columns if c not in frame.columns] + borrowed
     out = marked.filter(pl.col("_reason").is_not_null())
     return schema.StageResult(
         marked.filter(pl.col("_reason").is_null()).drop(helpers),

@@ -16,6 +16,7 @@ import json
 
 import polars as pl
 
+from prefdata import schema
 from prefdata.backends import Backend, ChatRequest
 from prefdata.context import Context
 from prefdata.judge import confidence
@@ -60,9 +61,8 @@ def score_candidates(candidates: pl.DataFrame, config: JudgeSpec, name: str, bac
 
 def as_judgments(pairs: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Pairwise judgments from pointwise scores: the higher score wins; a missing score gives no verdict."""
-    if "confidence" not in scores.columns:  # scores saved before confidence existed
-        scores = scores.with_columns(confidence=pl.lit(None, dtype=pl.Float64))
-    by_id = scores.select("candidate_id", "judge", "score", "raw", "error", "attempts", "confidence")
+    by_id = schema.conform(scores, SCORES).select(  # conform: scores saved before a column existed have it null
+        "candidate_id", "judge", "score", "raw", "error", "attempts", "confidence")
     joined = (pairs.select("prompt_id", "a_id", "b_id")
               .join(by_id.rename({"candidate_id": "a_id", "score": "score_a", "raw": "raw_a", "error": "error_a",
                                   "attempts": "attempts_a", "confidence": "confidence_a"}), on="a_id")
