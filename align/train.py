@@ -175,14 +175,8 @@ def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | 
     """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
     from prefdata.align.tokenizer import prompt_fits
 
-    counts = _leave_out(data, lambda frame: prompt_fits(frame, tok, max_length), "prompt_fills_max_length",
-                        f"the prompt alone fills max_length {max_length}")
-    if not sum(counts):
-        return data, None
-    if data.train.height == 0:
-        raise PrefdataError(f"every training prompt fills max_length {max_length}; raise max_length")
-    return data, (f"left out {counts[0]} training and {counts[1]} held-out rows whose prompt alone fills "
-                  f"max_length {max_length} (no room for the completion)")
+    return _leave_out(data, lambda frame: prompt_fits(frame, tok, max_length), "prompt_fills_max_length",
+                      f"the prompt alone fills max_length {max_length} (no room for the completion)")
 
 
 def drop_long_pairs(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
@@ -190,18 +184,14 @@ def drop_long_pairs(data: Any, tok: Any, max_length: int) -> tuple[Any, str | No
     left out here first, each on record, so the counts say what the reward model was trained on."""
     from prefdata.align.tokenizer import pair_fits
 
-    counts = _leave_out(data, lambda frame: pair_fits(frame, tok, max_length), "longer_than_max_length",
-                        f"prompt + chosen or prompt + rejected is longer than max_length {max_length}")
-    if not sum(counts):
-        return data, None
-    if data.train.height == 0:
-        raise PrefdataError(f"every training pair is longer than max_length {max_length}; raise max_length")
-    return data, (f"left out {counts[0]} training and {counts[1]} held-out pairs longer than max_length "
-                  f"{max_length} (TRL's RewardTrainer does not truncate)")
+    return _leave_out(data, lambda frame: pair_fits(frame, tok, max_length), "longer_than_max_length",
+                      f"prompt + chosen or prompt + rejected is longer than max_length {max_length} (TRL's "
+                      "RewardTrainer does not truncate)")
 
 
-def _leave_out(data: Any, fits_of: Any, reason: str, detail: str) -> list[int]:
-    """Rows of train and held_out where `fits_of(frame)` is false move to `data.dropped` with `reason`."""
+def _leave_out(data: Any, fits_of: Any, reason: str, detail: str) -> tuple[Any, str | None]:
+    """Rows of train and held_out where `fits_of(frame)` is false move to `data.dropped` with `reason`;
+    (data, the warning that counts them, or None when none left)."""
     import polars as pl
 
     from prefdata.schema import dropped_rows
@@ -216,7 +206,11 @@ def _leave_out(data: Any, fits_of: Any, reason: str, detail: str) -> list[int]:
                                      detail=f"{name}: {detail}"))
         setattr(data, name, frame.filter(fits))
     data.dropped = pl.concat([d for d in (data.dropped, *left_out) if d is not None], how="vertical_relaxed")
-    return counts
+    if not sum(counts):
+        return data, None
+    if data.train.height == 0:
+        raise PrefdataError(f"every training row was left out: {detail}; raise max_length")
+    return data, f"left out {counts[0]} training and {counts[1]} held-out rows: {detail}"
 
 
 def _write_dropped(dropped: Any, output: Path) -> dict[str, int]:

@@ -59,8 +59,9 @@ def _judges_table(judging: dict, backends: dict[str, str] | None = None) -> str:
     lines += [f"\n{name}: inputs cut to max_length (their last tokens scored): "
               f"{describe(f['truncated'], noun='inputs')}"
               for name, f in judges.items() if f.get("truncated")]
-    lines += ["", "Confidence is the probability a judge gave its own verdict, read from its token "
-                  "log-probabilities (`confidence` in `judgments.parquet`)."]
+    lines += ["", "Confidence is the probability a judge gave its own verdict (`confidence` in `judgments.parquet`): "
+                  "read from its token log-probabilities; for a reward model, the Bradley-Terry probability "
+                  "sigmoid(reward gap)."]
     lines += ["", f"Rates are shown with the items they rest on and a Wilson 95% interval; *few* marks a figure "
                   f"resting on fewer than {FEW} items, too few to tell a good judge from a poor one."]
     lines += ["", _agreement(judging.get("agreement", {}))]
