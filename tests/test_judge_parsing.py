@@ -130,3 +130,26 @@ def test_parse_score(text, aspects, score):
     from prefdata.judge import parse_score
 
     assert parse_score(text, aspects).score == score
+
+
+def test_vllm_judges_get_the_bounded_schema_and_every_bounded_answer_parses():
+    """vLLM decodes under its own grammar, installed or not here: it gets integer scores within the scale and a
+    rationale bounded by max_tokens, and any object that schema allows is a readable verdict."""
+    import jsonschema
+
+    from prefdata.judge import prompts
+
+    shaped = prompts.shape("vllm", prompts.VERDICT_SCHEMA, prompts.PAIRWISE_PREFILL, 96)
+    schema = shaped["json_schema"]
+    assert "prefill" not in shaped and schema["properties"]["score_b"] == {"type": "integer", "minimum": 1,
+                                                                            "maximum": 10}
+    assert schema["properties"]["rationale"]["maxLength"] == 3 * (96 - prompts.GRAMMAR_OVERHEAD)
+    longest = "x" * schema["properties"]["rationale"]["maxLength"]
+    answer = {"winner": "B", "score_a": 3, "score_b": 9, "rationale": longest}
+    jsonschema.validate(answer, schema)
+    assert parse_verdict(json.dumps(answer), scale=10).winner == "b"
+    with pytest.raises(jsonschema.ValidationError):  # what made 40% of vLLM's verdicts unreadable is refused
+        jsonschema.validate({**answer, "score_a": 0.5}, schema)
+    rubric = prompts.shape("vllm", prompts.score_schema(["helpfulness"]), "", 64, 5)["json_schema"]
+    assert rubric["properties"]["scores"]["properties"]["helpfulness"] == {"type": "integer", "minimum": 1,
+                                                                           "maximum": 5}
