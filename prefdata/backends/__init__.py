@@ -58,15 +58,10 @@ def make_backend(spec: "BackendSpec") -> Backend:
 
 def make_reward_backend(spec: "BackendSpec") -> Backend:
     """The reward-model backend a `reward_model` judge's backend names (kind transformers or vllm); its answers
-    are rewards (`prefdata.backends.reward_transformers`). The model loads on the first request."""
+    are rewards (`prefdata.backends.reward_transformers`, `reward_vllm`). The model loads on the first request."""
     if spec.kind == "vllm":
-        try:
-            from prefdata.backends.reward_vllm import VLLMRewardBackend
-        except ImportError as exc:
-            from prefdata.errors import PrefdataError
+        from prefdata.backends.reward_vllm import VLLMRewardBackend  # vllm itself loads on the first request
 
-            raise PrefdataError(f"a reward_model judge with backend kind vllm needs prefdata.backends.reward_vllm, "
-                                f"which cannot be imported here ({exc})") from None
         return VLLMRewardBackend(spec.model, batch_size=spec.batch_size, engine_args=spec.engine_args)
     from prefdata.backends.reward_transformers import TransformersRewardBackend
 
