@@ -116,6 +116,7 @@ class _Flow:
     tables: dict[str, pl.DataFrame]
     judging: dict
     failed: dict = field(default_factory=dict)  # stage -> failed requests, which a re-run retries
+    review: dict | None = None  # what a person decided (`prefdata review`), when the folder holds decisions
 
 
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
@@ -206,6 +207,28 @@ def _curate(flow: _Flow, spec: Spec, ctx: Context, runner: Runner) -> None:
     runner.done("curate")
 
 
+def _review(flow: _Flow, spec: Spec, out: Path, runner: Runner) -> None:
+    """The decisions a person made in `prefdata review OUT` (OUT/review.jsonl), applied after curation: a new
+    decision re-runs this stage and validation only."""
+    from prefdata.curate.config import HumanReviewConfig
+    from prefdata.review import apply, log
+
+    path = log.log_path(out)
+    explicit = {Path(step.file).resolve() for step in spec.curate if step.step == "human_review"}
+    if path.is_file() and path.resolve() not in explicit:
+        data, config = flow.data, HumanReviewConfig(file=str(path))
+        reviewed, extras = runner.stage(
+            "review", [data], {"log": log.digest(path)},
+            lambda: (result := run_step(data, config), {"counts": _counts(data.height, result)}))
+        flow.counts["human_review"] = extras["counts"]
+        flow.data = reviewed.kept
+        flow.dropped.append(reviewed.dropped)
+        flow.review = {"log": log.digest(path), **apply.summary(data, log.read(path),
+                                                               flow.tables.get("judgments"),
+                                                               flow.tables.get("candidates"))}
+    runner.done("review")
+
+
 def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: bool = True,
           quiet: bool = False, fresh: bool = False, start: str | None = None,
           until: str | None = None) -> BuildResult:
@@ -231,6 +254,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     try:
         flow = _curate_only(spec, runner) if spec.generate is None else _generate_judge_pair(spec, ctx, runner)
         _curate(flow, spec, ctx, runner)
+        _review(flow, spec, out, runner)
     except StageSkipped as stop:
         return BuildResult(runner.folder, 0, 0, {"ran": runner.ran, "reused": runner.reused}, str(stop))
     finally:
@@ -238,11 +262,12 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     return _write(spec, out, flow, ctx, runner)
 
 
-def _validate(out: Path, spec: Spec):
-    """The validate stage: the catalogue over the written data, and the stamp beside it."""
+def _validate(out: Path, spec: Spec, review: dict | None):
+    """The validate stage: the catalogue over the written data, and the stamp beside it (naming the decision
+    log it applied: a later decision makes the stamp stale)."""
     from prefdata.validators.api import validate
 
-    return validate(out, spec=spec.model_dump(mode="json"), stamp=True)
+    return validate(out, spec=spec.model_dump(mode="json"), stamp=True, review_log=review and review["log"])
 
 
 def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
@@ -252,7 +277,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     dropped.write_parquet(out / "dropped.parquet")
     for name, table in flow.tables.items():
         table.write_parquet(out / f"{name}.parquet")
-    report = _validate(out, spec)
+    report = _validate(out, spec, flow.review)
     manifest = {
         "name": spec.shown(spec.name),  # ${ENV} values and URL credentials stay out of written files
         "rows": flow.data.height,
@@ -267,6 +292,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "tokens": ctx.tokens,
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "failed_requests": flow.failed,  # per stage; those stages are not marked finished
+        "review": flow.review,
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),
@@ -275,7 +301,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     plots = write_plots(flow.data, out)
     written = {"data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", *plots,
                *(f"{name}.parquet" for name in flow.tables)}
-    removed = remove_stale(out, BUILD_FILES, written, keep=(".run",))
+    removed = remove_stale(out, BUILD_FILES, written, keep=(".run", "review.jsonl"))  # a person's work stays
     (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
     failed = [f"{c.name} ({c.message})" for c in report.checks if c.severity == "error" and not c.passed]
     return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,

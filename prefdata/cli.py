@@ -147,7 +147,8 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="With --dry-run: print JSON for machines."),
     fresh: bool = typer.Option(False, "--fresh", help="Run every stage again (the request cache still answers)."),
     start: Optional[str] = typer.Option(None, "--from", help="Run this stage and the ones after it again: "
-                                        "generate, judge, pair, curate."),
+                                        "generate, judge, pair, curate, review (a person's "
+                                        "decisions from `prefdata review`)."),
     until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage (its output is saved)."),
 ) -> None:
     """Run a build: prompts -> candidates -> judgments -> pairs -> curated, validated dataset folder.
@@ -260,6 +261,10 @@ def cache_clear(
 from prefdata.commands.curate import register as _register_curate  # noqa: E402  dedupe, filter, length-bias, split
 
 _register_curate(app)
+
+from prefdata.commands.review import register as _register_review  # noqa: E402  the local review page
+
+_register_review(app)
 
 @app.command()
 def push(

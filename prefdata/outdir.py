@@ -15,7 +15,7 @@ from prefdata.errors import PrefdataError
 
 BUILD = ("data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", "candidates.parquet",
          "judgments.parquet", "scores.parquet", "margins.png", "length_diff.png", "length_bias.png", ".run",
-         "validation_docs")
+         "validation_docs", "review.jsonl")
 SAVE_TO_DISK = ("data-*.arrow", "dataset_info.json", "state.json", "validation.json", "validation_docs")
 SHOWN = 5
 

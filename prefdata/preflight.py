@@ -38,6 +38,8 @@ def check_spec(spec: Spec) -> Path:
     for i, step in enumerate(spec.curate):
         for j, name in enumerate(getattr(step, "eval_sets", None) or []):  # opened as given by decontaminate
             _readable(Path(name), spec.where("curate", i, "eval_sets", j))
+        if step.step == "human_review":  # opened as given, like eval_sets; a bad line fails before any request
+            _decision_log(Path(step.file), spec.where("curate", i, "file"))
     return check_cache(spec)
 
 
@@ -57,6 +59,14 @@ def _readable(path: Path, key: str) -> None:
             handle.read(1)
     except OSError as exc:
         raise PrefdataError(f"{key}: {path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _decision_log(path: Path, key: str) -> None:
+    from prefdata.review import log
+
+    if not path.is_file():
+        raise PrefdataError(f"{key}: {path}: no such file (a decision log that `prefdata review` writes)")
+    log.read(path)
 
 
 def _format(name: str | None, key: str, known) -> None:

@@ -243,8 +243,8 @@ class Spec(Strict):
     gold: GoldSpec | None = Field(None, description="Known-answer pairs mixed in to measure each judge.")
     curate: list[StepConfig] = Field(
         default_factory=lambda: [DedupeConfig()], max_length=64,
-        description="Curation steps, in order: dedupe, near_dedupe, filter, decontaminate, length_balance, split "
-                    "(a name, or a mapping with `step:` and options; see prefdata.curate.config).")
+        description="Curation steps, in order: dedupe, near_dedupe, filter, decontaminate, length_balance, split, "
+                    "human_review (a name, or a mapping with `step:` and options; see prefdata.curate.config).")
     _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
     output: OutputSpec = Field(default_factory=OutputSpec)
     validation: Thresholds = Field(default_factory=Thresholds,

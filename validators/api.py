@@ -65,6 +65,16 @@ def _manifest_spec(data: Path) -> dict[str, Any] | None:
         return None
 
 
+def _manifest_review(data: Path) -> str | None:
+    manifest = data / MANIFEST if data.is_dir() else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        return (json.loads(manifest.read_text(encoding="utf-8")).get("review") or {}).get("log")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def make_thresholds(*layers: dict[str, Any] | None) -> Thresholds:
     """Defaults, then each layer in turn (spec, then command line); unknown names are bad input."""
     merged: dict[str, Any] = {}
@@ -136,13 +146,16 @@ def _docs_for(path: Path) -> Path:
 def validate(data: str | Path, *, format: str | None = None, split: str | None = None,
              thresholds: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
              tokenizer: Any = None, max_length: int | None = None, test: str | Path | None = None,
-             category: str | None = None, examples: int = 3, stamp: bool = True, gx: bool = False) -> Report:
+             category: str | None = None, examples: int = 3, stamp: bool = True, gx: bool = False,
+             review_log: str | None = None) -> Report:
     """Validate the dataset at `data` (file, dataset folder or Hub id).
 
     Thresholds: the defaults, then the spec's `validation:` section (`spec`, or the build's own spec in
     a prefdata dataset folder's manifest), then `thresholds`. Unreadable records are not fatal: they
     fail the `schema` / `empty_text` checks. With `stamp`, `validation.json` is written beside the data;
     with `gx`, the Great Expectations suite runs too and its Data Docs are written beside the data.
+    `review_log`: the digest of the decision log applied to this data (default: the one a build folder's
+    manifest names); the stamp records it, and a log that differs from it makes the stamp stale.
     """
     path = Path(data)
     result = read_dataset(data, format=format, on_error="skip", split=split)
@@ -162,5 +175,6 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
     report.settings["format"] = result.format
     report.settings["rows_in"] = result.rows_in
     if stamp and path.exists():
-        write_stamp(path, report, fmt=result.format)
+        applied = review_log if review_log is not None else _manifest_review(path)
+        write_stamp(path, report, fmt=result.format, review=applied)
     return report

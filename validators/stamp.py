@@ -80,8 +80,9 @@ def _version() -> str | None:
         return None
 
 
-def write_stamp(data: str | Path, report: Any, *, fmt: str | None = None) -> Path:
-    """Write the stamp for `report` (a `validators.result.Report` of `data`)."""
+def write_stamp(data: str | Path, report: Any, *, fmt: str | None = None, review: str | None = None) -> Path:
+    """Write the stamp for `report` (a `validators.result.Report` of `data`); `review`: the digest of the
+    decision log (`prefdata review`) applied to the data, if any."""
     body = {
         "passed": report.passed,
         "fingerprint": report.fingerprint,
@@ -92,6 +93,7 @@ def write_stamp(data: str | Path, report: Any, *, fmt: str | None = None) -> Pat
         "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "prefdata": _version(),
         "settings": report.settings,
+        "review": review,
         "checks": [{k: c.as_dict()[k] for k in ("name", "severity", "passed", "value", "threshold", "message",
                                                  "figures", "skipped")} for c in report.checks],
     }
@@ -121,6 +123,14 @@ def check_stamp(data_dir: str | Path, frame: Any = None) -> StampStatus:
     if changed:
         return StampStatus("stale", path, f"{data_dir}: changed since validation ({', '.join(changed)}); "
                                           "run `prefdata validate` again", stamp)
+    from prefdata.review import log as review_log
+
+    pending = review_log.digest(review_log.log_path(data_dir))
+    if pending is not None and pending != stamp.get("review"):
+        return StampStatus("stale", path, f"{data_dir}: a person's review decisions "
+                                          f"({review_log.log_path(data_dir).name}) are not applied yet; apply them "
+                                          "(`prefdata build SPEC --from review`, or a `human_review` curate step) "
+                                          "and validate the result", stamp)
     if frame is not None:
         from prefdata.fingerprint import fingerprint
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import import_module
 
-_STEPS = {  # step name -> (module, function)
+_STEPS = {  # step name -> (module under prefdata.curate, or a dotted path; function)
     "dedupe": ("dedupe", "exact"),
     "near_dedupe": ("near_dedupe", "near_dedupe"),
     "filter": ("filters", "filter_pairs"),
     "decontaminate": ("decontaminate", "decontaminate"),
     "length_balance": ("length_bias", "balance"),
     "split": ("split", "split"),
+    "human_review": ("prefdata.review.apply", "human_review"),  # a person's decisions (`prefdata review`)
 }
 
 
@@ -23,7 +24,7 @@ class _Steps(Mapping):
 
     def __getitem__(self, name: str):
         module, function = _STEPS[name]
-        return getattr(import_module(f"prefdata.curate.{module}"), function)
+        return getattr(import_module(module if "." in module else f"prefdata.curate.{module}"), function)
 
     def __iter__(self):
         return iter(_STEPS)

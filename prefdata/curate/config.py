@@ -96,8 +96,15 @@ class SplitConfig(Step):
     group: str = Field("prompt_id", description="Rows sharing this column's value land in the same split.")
 
 
+class HumanReviewConfig(Step):
+    step: Literal["human_review"] = "human_review"
+    file: str = Field(min_length=1, description="A decision log written by `prefdata review` (review.jsonl): "
+                      "accept keeps a pair, swap exchanges chosen and rejected, drop removes it with its reason.")
+
+
 StepConfig = Annotated[
-    Union[DedupeConfig, NearDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig, SplitConfig],
+    Union[DedupeConfig, NearDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig, SplitConfig,
+          HumanReviewConfig],
     Field(discriminator="step"),
 ]
 

@@ -221,6 +221,26 @@ def _plots(plots: list[str]) -> str:
     return "\n\n".join(f"![{PLOTS[name]}]({name})" for name in plots)
 
 
+def _review(review: dict | None) -> str:
+    """What a person checked (`prefdata review`), and how often the labels and judges matched their decisions."""
+    if not review:
+        return ""
+    lines = ["## Human review", "",
+             f"A person checked {review['checked']} pairs in `prefdata review`: accepted {review['accepted']}, "
+             f"swapped chosen and rejected in {review['swapped']}, dropped {review['dropped']} (each with the "
+             f"reason in `dropped.parquet`); {review['notes']} notes in `review.jsonl`."]
+    if review.get("not_in_data"):
+        lines.append(f"{review['not_in_data']} decisions concern pairs that an earlier stage removed; they are "
+                     "kept in the log, not applied.")
+    if review["panel"]["n"]:
+        lines += ["", f"The judges' label matched the person on "
+                      f"{describe(review['panel'], noun='pairs accepted or swapped')}."]
+    if review.get("judges"):
+        lines += ["", "| judge | verdicts that picked the person's choice |", "|---|---|"]
+        lines += [f"| {name} | {describe(f, noun='verdicts')} |" for name, f in review["judges"].items()]
+    return "\n".join(lines) + "\n\n"
+
+
 def _cost(manifest: dict) -> str:
     cost = manifest.get("cost") or {}
     total = cost.get("usd") if isinstance(cost, dict) else None
@@ -262,7 +282,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_plots(plots or [])}
 
-## Validation
+{_review(manifest.get("review"))}## Validation
 
 {_validation(manifest.get("validation") or {})}
 
