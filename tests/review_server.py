@@ -50,3 +50,55 @@ def call(base: str, path: str, body: dict | bytes | None = None, headers: dict |
         except ValueError:
             parsed = {"text": raw.decode(errors="replace")}
         return error.code, parsed, dict(error.headers)
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (.ci/run installs it); Playwright drives it, downloads nothing
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 900):
+    """A headless Chromium page; the test is skipped where Chromium is missing, unless CI requires it."""
+    import os
+
+    import pytest
+
+    if not CHROMIUM.is_file():
+        if os.environ.get("PREFDATA_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} missing: install Debian's chromium package (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        try:
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def open_review(page, base: str) -> None:
+    page.goto(base)
+    wait_until(page, "document.body.dataset.ready === '1'", timeout=30)
+
+
+def press(page, key: str) -> None:
+    """Press a key and wait until the page has finished what it does for it (body[data-done] counts)."""
+    before = int(page.evaluate("document.body.dataset.done || '0'"))
+    page.keyboard.press(key)
+    wait_until(page, f"Number(document.body.dataset.done || 0) > {before}")
+
+
+def wait_until(page, expression: str, timeout: float = 15.0) -> None:
+    """Poll `expression` in the page (Playwright's wait_for_function evaluates strings with eval, which the
+    page's Content-Security-Policy rightly refuses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.02)

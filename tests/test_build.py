@@ -158,3 +158,49 @@ def test_the_cards_training_command_runs_offline(built, embedded_model, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "model").is_dir()
     assert "FutureWarning" not in done.stderr and "Loading weights" not in done.stderr  # align's noise is gone
+
+
+def test_review_page_walks_the_quickstart_and_the_rebuild_applies_it(built, tmp_path):
+    """A person walks the quickstart's pairs in Chromium with the keyboard, swaps one and drops one; the build
+    `--from review` applies exactly that, reruns nothing else, and the card reports it."""
+    from review_server import browser_page, open_review, press, serving, wait_until
+
+    work, _, _ = built
+    out = tmp_path / "reviewed"
+    shutil.copytree(work / "first", out)
+    before = pl.read_parquet(out / "data.parquet")
+    ids = before["pair_id"].to_list()
+    assert len(ids) >= 2, "the quickstart should give at least two pairs"
+    with serving(out) as (base, _), browser_page() as (page, errors):
+        open_review(page, base)
+        assert page.locator("table.verdicts tbody tr").count() >= 2  # each judge's verdicts, in both orders
+        press(page, "j")
+        press(page, "k")
+        press(page, "s")  # swap the first pair; the page moves on
+        press(page, "d")
+        page.keyboard.type("nonsense in both answers")
+        press(page, "Enter")  # drop the second
+        press(page, "k")
+        press(page, "n")
+        page.keyboard.type("the chosen answer is in French")
+        press(page, "Enter")  # a note on the first
+        page.screenshot(path=str(tmp_path / "pair_view.png"))
+        page.select_option("#f-show", "dropped")  # what the pair stage set aside, with the judges' raw answers
+        wait_until(page, "document.querySelector('#status').textContent.includes('dropped row')")
+        assert re.match(r"Dropped at \w+ for \w+", page.inner_text("#pair"))
+        assert not errors, errors
+    decisions = [json.loads(line) for line in (out / "review.jsonl").read_text().splitlines()]
+    assert [(d["pair_id"], d["decision"]) for d in decisions] == [(ids[0], "swap"), (ids[1], "drop"), (ids[0], "note")]
+
+    run_cli("build", work / "spec.yaml", "--output", out, "--from", "review", check=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["ran"] == ["review"]
+    assert {k: manifest["review"][k] for k in ("checked", "accepted", "swapped", "dropped", "notes")} == \
+        {"checked": 2, "accepted": 0, "swapped": 1, "dropped": 1, "notes": 1}
+    assert set(manifest["review"]["judges"]) <= set(manifest["judging"]["judges"])
+    after = pl.read_parquet(out / "data.parquet")
+    assert after["pair_id"].to_list() == [ids[0], *ids[2:]]
+    assert after.row(0, named=True)["chosen"] == before.row(0, named=True)["rejected"]
+    dropped = pl.read_parquet(out / "dropped.parquet").filter(pl.col("stage") == "human_review")
+    assert dropped["row_id"].to_list() == [ids[1]] and "nonsense in both answers" in dropped["detail"][0]
+    assert "## Human review" in (out / "README.md").read_text()

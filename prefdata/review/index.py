@@ -207,6 +207,14 @@ def _verdicts(data: ReviewData, prompt_id: str | None, first: str | None, second
     return out
 
 
+def _turns(value: object, role: str) -> list[dict]:
+    """A record's field as turns to show: a plain string is one turn; anything else is shown as its JSON."""
+    if isinstance(value, list) and all(isinstance(t, dict) for t in value):
+        return [{"role": str(t.get("role", "?")), "content": t.get("content") if isinstance(t.get("content"), str)
+                 else json.dumps(t.get("content"), ensure_ascii=False)} for t in value]
+    return [{"role": role, "content": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}]
+
+
 def _dropped_view(data: ReviewData, dropped: dict) -> dict:
     """A removed row: its stage, reason and record; a comparison the panel could not decide also shows both
     answers and the judges' verdicts."""
@@ -216,8 +224,8 @@ def _dropped_view(data: ReviewData, dropped: dict) -> dict:
         record = None
     out = {"detail": dropped["detail"], "record": dropped["record"]}
     if isinstance(record, dict) and {"prompt", "chosen", "rejected"} <= record.keys():
-        out["pair"] = {k: record.get(k) for k in ("prompt", "chosen", "rejected", "chosen_score", "rejected_score",
-                                                  "margin")}
+        out["pair"] = {k: _turns(record[k], "user" if k == "prompt" else "assistant")
+                       for k in ("prompt", "chosen", "rejected")}
     elif isinstance(record, dict) and data.candidates is not None and record.get("a_id") and record.get("b_id"):
         texts = dict(data.candidates.filter(pl.col("candidate_id").is_in([record["a_id"], record["b_id"]]))
                      .select("candidate_id", "response").iter_rows())

@@ -91,7 +91,8 @@ def make_app(data: index.ReviewData, hosts: list[str], token: str | None = None)
             index.reload_decisions(data)
         return _secure(JSON({"decision": data.decisions.get(decision.pair_id), "meta": index.meta(data)}))
 
-    routes = [Route("/", page), Route("/favicon.ico", lambda _: _secure(Response(status_code=204))), Route("/static/{name}", asset), Route("/api/meta", meta), Route("/api/rows", rows),
+    routes = [Route("/", page), Route("/favicon.ico", lambda _: _secure(Response(status_code=204))),
+              Route("/static/{name}", asset), Route("/api/meta", meta), Route("/api/rows", rows),
               Route("/api/row/{row:int}", row), Route("/api/decide", decide, methods=["POST"])]
     return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
 

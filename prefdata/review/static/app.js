@@ -113,7 +113,8 @@ function renderEmpty() {
 }
 
 function turns(messages) {
-  return (messages || []).map((m) => el("div", { class: "turn " + m.role }, el("span", { class: "role" }, m.role),
+  if (!Array.isArray(messages)) return [el("div", { class: "turn" }, JSON.stringify(messages))];
+  return messages.map((m) => el("div", { class: "turn " + m.role }, el("span", { class: "role" }, m.role),
     m.content));
 }
 
@@ -180,8 +181,8 @@ function droppedView(v) {
     el("p", null, v.detail || "")];
   if (v.pair) {
     out.push(el("h2", null, "Prompt"), ...turns(v.pair.prompt),
-      el("div", { class: "sides" }, side("chosen", v.pair.chosen, v.pair.chosen_score, false),
-        side("rejected", v.pair.rejected, v.pair.rejected_score, false)));
+      el("div", { class: "sides" }, side("chosen", v.pair.chosen, null, false),
+        side("rejected", v.pair.rejected, null, false)));
   }
   if (v.answers) {
     out.push(el("div", { class: "sides" },
@@ -237,6 +238,12 @@ function closeAsk() {
   $("ask-text").blur();
 }
 
+let finished = 0;
+async function run(action) {
+  // each key's work, in order; body[data-done] counts finished actions (tests wait on it)
+  try { await action(); } finally { document.body.dataset.done = String(++finished); }
+}
+
 function onKey(event) {
   if (event.target === $("ask-text")) {
     if (event.key === "Escape") closeAsk();
@@ -254,7 +261,7 @@ function onKey(event) {
   };
   if (actions[event.key]) {
     event.preventDefault();
-    actions[event.key]();
+    run(actions[event.key]);
   }
 }
 
@@ -265,7 +272,7 @@ function wire() {
     const text = $("ask-text").value.trim();
     const kind = state.asking;
     closeAsk();
-    if (text) decide(kind, text);
+    run(() => (text ? decide(kind, text) : null));
   });
   for (const button of document.querySelectorAll("#actions button")) {
     const act = button.dataset.act;
