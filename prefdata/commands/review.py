@@ -42,7 +42,11 @@ def review(
     if not _loopback(chosen):
         print(f"warning: serving on {chosen}: anyone who can reach this address can read the data and record "
               "decisions", file=sys.stderr)
-    from prefdata.review.server import serve
+    try:
+        from prefdata.review.server import serve
+    except ImportError as exc:
+        raise PrefdataError(f"prefdata review needs the review extra ({exc.name} is missing): "
+                            "pip install 'prefdata[review]'") from None
 
     try:
         serve(data, host=chosen, port=port, announce=lambda line: print(line, file=sys.stderr, flush=True))

@@ -78,18 +78,25 @@ def _stamp(source: Path) -> dict:
 
 def _folder(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A build folder: data.parquet (review undone) and the pairs a person dropped, then every other drop."""
-    from prefdata.io import read_dataset
-
-    raw = pl.read_parquet(folder / "data.parquet")
-    frame = read_dataset(folder / "data.parquet", on_error="skip").frame
-    extras = [c for c in ("split", "review") if c in raw.columns and c not in frame.columns]
-    if extras and raw.height == frame.height:
-        frame = frame.with_columns(raw.select(extras))
+    frame = _pairs_table(folder / "data.parquet")
     dropped = _optional(folder / "dropped.parquet")
     dropped = dropped if dropped is not None else schema.empty(schema.DROPPED)
     by_person = dropped.filter(pl.col("stage") == apply.STAGE)
     frame = pl.concat([apply.unswap(frame), _records(by_person, frame)], how="diagonal_relaxed")
     return frame.drop("review", strict=False), dropped.filter(pl.col("stage") != apply.STAGE)
+
+
+def _pairs_table(path: Path) -> pl.DataFrame:
+    """A build's data.parquet as the canonical pairs table, with the columns curation added (split, review).
+    Written conversational by a build, it is taken as it is; another form goes through the reader."""
+    from prefdata.io import read_dataset
+
+    raw = pl.read_parquet(path)
+    if all(raw.schema.get(c) == schema.MESSAGES for c in ("prompt", "chosen", "rejected")) and "pair_id" in raw.columns:
+        return schema.conform(raw, schema.PAIRS)
+    frame = read_dataset(path, on_error="skip").frame
+    extras = [c for c in ("split", "review") if c in raw.columns and c not in frame.columns]
+    return frame.with_columns(raw.select(extras)) if extras and raw.height == frame.height else frame
 
 
 def _records(dropped: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:

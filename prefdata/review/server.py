@@ -144,8 +144,9 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8765, announc
     """Load `source`, bind, print the URL, and serve until interrupted."""
     import uvicorn
 
+    sock = bind(host, port)  # a port in use fails before the data is read
+    announce(f"prefdata review: reading {source} (and flagging rows with the validators' row checks)")
     data = index.load(source)
-    sock = bind(host, port)
     announce(f"prefdata review: {url(sock, host)} ({data.index.height} rows; decisions go to {data.log}; "
              "Ctrl-C stops)")
     config = uvicorn.Config(make_app(data, allowed_hosts(host)), log_level="warning", access_log=False)
