@@ -268,6 +268,7 @@ def test_the_command_binds_loopback_unless_told(hh):
     process = subprocess.Popen([sys.executable, "-m", "prefdata", "review", str(hh), "--port", "0"],
                                stderr=subprocess.PIPE, text=True)
     try:
+        assert process.stderr.readline().startswith(f"prefdata review: reading {hh}")
         line = process.stderr.readline()
         assert line.startswith("prefdata review: http://127.0.0.1:") and "review.jsonl" in line
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
@@ -277,3 +278,18 @@ def test_the_command_binds_loopback_unless_told(hh):
         process.wait(20)
     bad = subprocess.run([sys.executable, "-m", "prefdata", "review", str(hh / "nope")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: {hh / 'nope'}: no such file or folder"
+
+
+def test_only_an_explicit_host_leaves_loopback(hh):
+    from prefdata.commands.review import _loopback
+    from prefdata.review.server import allowed_hosts
+
+    assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and not _loopback("0.0.0.0")
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "::1", "localhost"] and allowed_hosts("0.0.0.0") == ["*"]
+    process = subprocess.Popen([sys.executable, "-m", "prefdata", "review", str(hh), "--port", "0", "--host",
+                                "0.0.0.0"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr.readline().startswith("warning: serving on 0.0.0.0: anyone who can reach")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(20)
