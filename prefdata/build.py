@@ -207,6 +207,13 @@ def _curate(flow: _Flow, spec: Spec, ctx: Context, runner: Runner) -> None:
     runner.done("curate")
 
 
+def _check_review_log(out: Path) -> None:
+    """A person's decision log in the folder is read before anything runs: a bad line stops the build now."""
+    from prefdata.review import log
+
+    log.read(log.log_path(out))
+
+
 def _review(flow: _Flow, spec: Spec, out: Path, runner: Runner) -> None:
     """The decisions a person made in `prefdata review OUT` (OUT/review.jsonl), applied after curation: a new
     decision re-runs this stage and validation only."""
@@ -215,7 +222,7 @@ def _review(flow: _Flow, spec: Spec, out: Path, runner: Runner) -> None:
 
     path = log.log_path(out)
     explicit = {Path(step.file).resolve() for step in spec.curate if step.step == "human_review"}
-    if path.is_file() and path.resolve() not in explicit:
+    if path.is_file() and path.resolve() not in explicit:  # a spec step already applying this log: not twice
         data, config = flow.data, HumanReviewConfig(file=str(path))
         reviewed, extras = runner.stage(
             "review", [data], {"log": log.digest(path)},
@@ -241,6 +248,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     cache_file = check_spec(spec)  # files, formats and the cache, before anything runs
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
     claim(out, BUILD_FILES, "prefdata build")  # before anything runs: never beside another dataset
+    _check_review_log(out)
     from prefdata.backends.cost import Meter, price_table
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)

@@ -170,12 +170,24 @@ def test_build_from_review_applies_decisions_and_reports_them(hh):
     assert "swapped chosen and rejected in 1" in card
     assert "The judges' label matched the person on 50% (1 of 2 pairs accepted or swapped" in card
     assert check_stamp(hh).state == "valid"
+    _decide(hh, ids[5], "note", note="a note changes no data")
+    assert check_stamp(hh).state == "valid"
 
     _decide(hh, ids[4], "drop", reason="duplicate in meaning")  # a new decision: the stamp is stale again
     assert check_stamp(hh).state == "stale"
     again = build(HH_SPEC, output=hh, quiet=True)  # no --from: the log's digest is part of the stage's key
     assert again.manifest["stages"]["ran"] == ["review"] and again.manifest["review"]["dropped"] == 2
     assert (hh / "review.jsonl").is_file() and check_stamp(hh).state == "valid"
+
+
+def test_a_bad_line_in_the_folders_log_stops_the_build_before_it_runs(hh):
+    (hh / "review.jsonl").write_text('{"pair_id": "x", "decision": "accept"}\n{"pair_id": "y", "decision": "maybe"}\n')
+    marker = (hh / ".run" / "curate.0.dedupe.json").stat().st_mtime_ns
+    done = subprocess.run([sys.executable, "-m", "prefdata", "build", str(HH_SPEC), "--output", str(hh), "--fresh"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {hh / 'review.jsonl'}:2: field 'decision': Input should be 'accept'")
+    assert (hh / ".run" / "curate.0.dedupe.json").stat().st_mtime_ns == marker  # nothing ran
 
 
 def test_the_page_shows_the_judges_pair_after_a_review_was_applied(hh):

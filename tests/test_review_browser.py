@@ -21,8 +21,8 @@ HOSTILE = ["<script>window.__pwned = 1</script>", '<img src=x onerror="window.__
 
 
 def _hostile_file(tmp_path: Path) -> Path:
-    rows = [{"prompt": f"Question {i} {HOSTILE[i]}", "chosen": f"Answer {HOSTILE[i]}", "rejected": f"No. {HOSTILE[-1 - i]}"}
-            for i in range(len(HOSTILE))]
+    rows = [{"prompt": f"Question {i} {HOSTILE[i]}", "chosen": f"Answer {HOSTILE[i]}",
+             "rejected": f"No. {HOSTILE[-1 - i]}"} for i in range(len(HOSTILE))]
     rows.append({"prompt": HOSTILE[0], "chosen": " ", "rejected": HOSTILE[1]})  # set aside by the reader: empty
     path = tmp_path / "hostile.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

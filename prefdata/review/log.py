@@ -123,7 +123,11 @@ def current(decisions: pl.DataFrame) -> pl.DataFrame:
 
 
 def digest(path: Path) -> str | None:
-    """The log's sha256, or None when there is no log: what a stamp records as applied."""
+    """A digest of the log's standing decisions (pair, decision, reason), or None when it holds none: what a
+    stamp records as applied. Notes and taken-back decisions do not change the data, so they do not count."""
     if not path.is_file():
         return None
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    standing = current(read(path)).filter(pl.col("decision").is_not_null()).select("pair_id", "decision", "reason")
+    if standing.height == 0:
+        return None
+    return "sha256:" + hashlib.sha256(strict_json.dumps(standing.rows(), indent=None).encode()).hexdigest()
