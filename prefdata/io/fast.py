@@ -177,7 +177,13 @@ class Frame:
     """The parsed lines of one file with their kinds, and the checks collected while adapting them."""
 
     def __init__(self, data: pl.DataFrame, kinds: dict[str, str]):
-        self.data, self.kinds, self.checks = data, kinds, [pl.lit(True)]
+        self.data, self.kinds, self.checks = data.lazy(), kinds, [pl.lit(True)]
+
+    def stage(self, expr: pl.Expr) -> pl.Expr:
+        """`expr` as a column of its own, computed once however often the rules read it."""
+        name = f"_stage{len(self.data.collect_schema())}"
+        self.data = self.data.with_columns(expr.alias(name))
+        return pl.col(name)
 
     def col(self, key: str) -> pl.Expr:
         return pl.col(key) if key in self.kinds else pl.lit(None)
@@ -194,14 +200,14 @@ class Frame:
             if role != "user":
                 return _one(role, value)
             self.checks.append(~value.str.contains("\x00", literal=True))
-            return pl.when(value.str.contains(TRANSCRIPT_START)).then(_transcript(value, drop_cue=True)) \
-                .otherwise(_one(role, value))
+            return self.stage(pl.when(value.str.contains(TRANSCRIPT_START)).then(_transcript(value, drop_cue=True))
+                              .otherwise(_one(role, value)))
         if kind in ("message", "sg_message"):
             value = pl.concat_list(value)
         if kind in ("message", "messages"):
-            return value
+            return self.stage(value)
         if kind in ("sg_message", "sg_messages"):
-            return _sharegpt(value)
+            return self.stage(_sharegpt(value))
         raise NotFast(key)  # missing or of another kind: the per-record path says how
 
     def with_system(self, turns: pl.Expr) -> pl.Expr:
@@ -211,24 +217,24 @@ class Frame:
         system = self.need("system", "text")
         spaces = system.str.contains(r"^[\s\x1c-\x1f]*$")  # str.strip()'s whitespace
         self.checks.append(~spaces | (system == ""))  # exotic spaces only: let Python decide
-        return pl.when(spaces).then(turns).otherwise(pl.concat_list(_one("system", system), turns))
+        return self.stage(pl.when(spaces).then(turns).otherwise(pl.concat_list(_one("system", system), turns)))
 
     def check(self, ok: pl.Expr) -> None:
         self.checks.append(ok)
 
 
-def _strip_prompt(prompt: pl.Expr, turns: pl.Expr) -> pl.Expr:
+def _strip_prompt(f: Frame, prompt: pl.Expr, turns: pl.Expr) -> pl.Expr:
     n = prompt.list.len()
     repeated = (turns.list.len() > n) & (turns.list.head(n) == prompt)
-    return pl.when(repeated).then(turns.list.slice(n)).otherwise(turns)
+    return f.stage(pl.when(repeated).then(turns.list.slice(n)).otherwise(turns))
 
 
 def _split_implicit(f: Frame, chosen: pl.Expr, rejected: pl.Expr) -> dict[str, pl.Expr]:
     for turns in (chosen, rejected):
         f.check((turns.list.len() >= 2) & (_role(turns, -1) == "assistant") & _good_text(_content(turns, -1)))
-    f.check(chosen.list.head(chosen.list.len() - 1) == rejected.list.head(rejected.list.len() - 1))
-    return {"prompt": chosen.list.head(chosen.list.len() - 1), "chosen": chosen.list.tail(1),
-            "rejected": rejected.list.tail(1)}
+    prompt = f.stage(chosen.list.head(chosen.list.len() - 1))
+    f.check(prompt == rejected.list.head(rejected.list.len() - 1))
+    return {"prompt": prompt, "chosen": chosen.list.tail(1), "rejected": rejected.list.tail(1)}
 
 
 def _extras(f: Frame) -> dict[str, pl.Expr]:
@@ -237,8 +243,8 @@ def _extras(f: Frame) -> dict[str, pl.Expr]:
 
 def trl_pair(f: Frame) -> dict[str, pl.Expr]:
     prompt = f.messages("prompt", "user")
-    chosen = _strip_prompt(prompt, f.messages("chosen", "assistant"))
-    rejected = _strip_prompt(prompt, f.messages("rejected", "assistant"))
+    chosen = _strip_prompt(f, prompt, f.messages("chosen", "assistant"))
+    rejected = _strip_prompt(f, prompt, f.messages("rejected", "assistant"))
     return {**_extras(f), "prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
@@ -256,7 +262,7 @@ def hh_rlhf(f: Frame) -> dict[str, pl.Expr]:
     for key in ("chosen", "rejected"):
         text = f.need(key, "text")
         f.check(_parsable_transcript(text))
-        sides.append(_transcript(text))
+        sides.append(f.stage(_transcript(text)))
     return _split_implicit(f, *sides)
 
 
@@ -279,7 +285,7 @@ def sharegpt_kto(f: Frame) -> dict[str, pl.Expr]:
 
 def trl_unpaired(f: Frame) -> dict[str, pl.Expr]:
     prompt = f.messages("prompt", "user")
-    completion = _strip_prompt(prompt, f.messages("completion", "assistant"))
+    completion = _strip_prompt(f, prompt, f.messages("completion", "assistant"))
     return {"prompt": prompt, "completion": completion, "label": _label(f), "source": f.col("source")}
 
 
@@ -315,11 +321,11 @@ def _adapt(data: pl.DataFrame, fmt: Format, kinds: dict[str, str]) -> pl.DataFra
     columns = ADAPTERS[fmt.name](f)
     target = input_schema(fmt.kind)
     exprs = [columns.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in target.items()]
-    frame = data.select(pl.col("_line"), *exprs, pl.all_horizontal(*f.checks).alias("_adapted"))
-    if "judges" in frame.columns:  # absent judges are the model's default: none
+    frame = f.data.select(pl.col("_line"), *exprs, pl.all_horizontal(*f.checks).alias("_adapted"))
+    if "judges" in target:  # absent judges are the model's default: none
         frame = frame.with_columns(pl.col("judges").fill_null(pl.lit([], dtype=pl.List(pl.String))))
     ok = pl.col("_adapted").fill_null(False) & pl.all_horizontal(_record_checks(fmt.kind)).fill_null(False)
-    return frame.with_columns(ok.alias("_ok")).drop("_adapted")
+    return frame.with_columns(ok.alias("_ok")).drop("_adapted").collect()
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
