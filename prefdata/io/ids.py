@@ -7,6 +7,9 @@ own `hash`.
 
 from __future__ import annotations
 
+import functools
+import unicodedata
+
 import polars as pl
 import xxhash
 
@@ -16,11 +19,27 @@ import xxhash
 _SPACE_RUN = r"\s*[\s&&[^ ]]\s*|\s{2,}"
 
 
+@functools.cache
+def _stable() -> str:
+    """A regex class of the characters below U+3000 that NFKC leaves alone wherever they stand: their own
+    normal form, no combining class, no mark that could compose with what precedes (Hangul jamo neither).
+    Text made only of them is its own NFKC form, so only the rest pays for Polars' (slow) normalisation."""
+    keep = [n for n in range(0x80, 0x3000) if (c := chr(n)) and unicodedata.category(c)[0] not in "MC"
+            and not 0x1100 <= n < 0x1200 and unicodedata.combining(c) == 0 and unicodedata.normalize("NFKC", c) == c]
+    ranges = []  # consecutive code points as first-last
+    for n in keep:
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return "\\x00-\\x7f" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+
+
 def normalise(text: pl.Expr) -> pl.Expr:
-    """NFKC, runs of whitespace to one space, trimmed. ASCII text is its own NFKC form: only the rest (nulls
-    are skipped) is normalised."""
-    unicode = pl.when(text.str.len_bytes() != text.str.len_chars()).then(text)
-    nfkc = pl.coalesce(unicode.str.normalize("NFKC"), text)
+    """NFKC, runs of whitespace to one space, trimmed. Only text with a character outside `_stable` is
+    normalised (the rest is null there, and nulls are skipped)."""
+    unstable = pl.when(text.str.contains(f"[^{_stable()}]")).then(text)
+    nfkc = pl.coalesce(unstable.str.normalize("NFKC"), text)
     return nfkc.str.replace_all(_SPACE_RUN, " ").str.strip_chars()
 
 
