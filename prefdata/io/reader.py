@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import polars as pl
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from prefdata import schema
 from prefdata.errors import InputError, RecordProblem
 from prefdata.io import ids
 from prefdata.io.formats import FORMATS, Format, detect
-from prefdata.io.sources import Raw, iter_raw
+from prefdata.io.sources import JsonLines, Raw, open_source
 
 OnError = Literal["raise", "skip"]
 MODELS = {"pairwise": schema.PreferencePair, "unpaired": schema.UnpairedExample, "prompts": schema.PromptRecord}
@@ -115,10 +115,24 @@ def _raw_text(raw: Raw) -> str:
 
 
 def read_dataset(source: str | Path, *, format: str | None = None, on_error: OnError = "raise",
-                 split: str | None = None) -> ReadResult:
-    """Read `source` (file, dataset folder or Hub id) in `format` (detected when None)."""
+                 split: str | None = None, fast: bool = True) -> ReadResult:
+    """Read `source` (file, dataset folder or Hub id) in `format` (detected when None). With `fast`, JSON Lines
+    in the common formats are checked as a table (`prefdata.io.fast`); `fast=False` checks every record with
+    Pydantic. Both give the same result."""
     name = str(source)
-    stream = iter_raw(source, split=split)
+    opened = open_source(source, split=split)
+    if isinstance(opened, JsonLines):
+        if fast:
+            from prefdata.io.fast import read_lines
+
+            if (result := read_lines(opened, name, format, on_error)) is not None:
+                return result
+        opened = opened.raws()
+    return _read_records(opened, name, format, on_error)
+
+
+def _read_records(stream: Iterator[Raw], name: str, format: str | None, on_error: OnError) -> ReadResult:
+    """The per-record path: every record adapted and checked by Pydantic, one by one."""
     head = list(islice(stream, SNIFF))
     fmt = _choose_format(head, format, name)
     records: list[dict] = []
@@ -126,26 +140,46 @@ def read_dataset(source: str | Path, *, format: str | None = None, on_error: OnE
     rows_in = 0
     for raw in (*head, *stream):
         rows_in += 1
-        try:
-            if raw.error is not None:
-                raise RecordProblem(raw.error, field=raw.field, reason=raw.reason)
-            records.append(_validate(fmt.adapt(raw.data), fmt))
-        except RecordProblem as problem:
-            where = InputError(name, problem.message, line=raw.line, row=raw.row, field=problem.field)
-            if not problem.drop and on_error == "raise":
-                raise where from None
-            drops.append({
-                "stage": "read", "reason": problem.reason, "detail": str(where),
-                "prompt_id": None, "row_id": str(raw.line or raw.row), "record": _raw_text(raw),
-            })
+        take(raw, fmt, name, on_error, records, drops)
     frame = _to_frame(records, fmt.kind, default_source=Path(name).name)
-    dropped = pl.DataFrame(drops, schema=schema.DROPPED) if drops else schema.empty(schema.DROPPED)
-    return ReadResult(frame, dropped, fmt.name, fmt.kind, name, rows_in)
+    return ReadResult(frame, drops_frame(drops), fmt.name, fmt.kind, name, rows_in)
+
+
+def take(raw: Raw, fmt: Format, name: str, on_error: OnError, records: list[dict], drops: list[dict]) -> None:
+    """One record through the per-record path: onto `records`, or onto `drops` with its reason, or raised."""
+    try:
+        if raw.error is not None:
+            raise RecordProblem(raw.error, field=raw.field, reason=raw.reason)
+        records.append(_validate(fmt.adapt(raw.data), fmt))
+    except RecordProblem as problem:
+        where = InputError(name, problem.message, line=raw.line, row=raw.row, field=problem.field)
+        if not problem.drop and on_error == "raise":
+            raise where from None
+        drops.append({
+            "stage": "read", "reason": problem.reason, "detail": str(where),
+            "prompt_id": None, "row_id": str(raw.line or raw.row), "record": _raw_text(raw),
+        })
+
+
+def drops_frame(drops: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(drops, schema=schema.DROPPED) if drops else schema.empty(schema.DROPPED)
+
+
+def input_schema(kind: str) -> dict[str, pl.DataType]:
+    """The columns a record of `kind` holds, in the table's order and dtypes."""
+    return {k: v for k, v in TABLES[kind].items() if k in MODELS[kind].model_fields}
+
+
+def records_frame(records: list[dict], kind: str) -> pl.DataFrame:
+    columns = input_schema(kind)
+    return pl.DataFrame(records, schema=columns) if records else pl.DataFrame(schema=columns)
 
 
 def _to_frame(records: list[dict], kind: str, default_source: str) -> pl.DataFrame:
-    table = TABLES[kind]
-    input_schema = {k: v for k, v in table.items() if k in MODELS[kind].model_fields}
-    frame = pl.DataFrame(records, schema=input_schema) if records else pl.DataFrame(schema=input_schema)
+    return finish_frame(records_frame(records, kind), kind, default_source)
+
+
+def finish_frame(frame: pl.DataFrame, kind: str, default_source: str) -> pl.DataFrame:
+    """Records as a canonical table: the default source filled in, the contract's columns, the ids."""
     frame = frame.with_columns(pl.col("source").fill_null(pl.lit(default_source)))
-    return ids.with_ids(schema.conform(frame, table), kind)
+    return ids.with_ids(schema.conform(frame, TABLES[kind]), kind)

@@ -262,8 +262,24 @@ def _local(path: Path) -> bool:
     return path.suffix.lower() in DATA_SUFFIXES or Path(path.parts[0]).is_dir()
 
 
-def iter_raw(source: str | Path, split: str | None = None) -> Iterator[Raw]:
-    """Every record of `source`: a file, a dataset folder, or a Hub dataset id."""
+@dataclass
+class JsonLines:
+    """A whole JSON Lines file, read but not yet parsed: the reader may take it line by line (`raws`) or as a
+    table (`prefdata.io.fast`)."""
+
+    path: Path
+    blob: bytes
+
+    def raws(self) -> Iterator[Raw]:
+        return _json_lines(self.path, self.blob)
+
+
+def _lines(path: Path, blob: bytes, cut: str | None) -> Iterator[Raw] | JsonLines:
+    return _json_lines(path, blob, cut) if cut else JsonLines(path, blob)
+
+
+def open_source(source: str | Path, split: str | None = None) -> Iterator[Raw] | JsonLines:
+    """`source` opened: a whole JSON Lines file as `JsonLines`, anything else as its records."""
     path = Path(source)
     kind = path_kind(path)
     if kind == "dir":
@@ -286,10 +302,16 @@ def iter_raw(source: str | Path, split: str | None = None) -> Iterator[Raw]:
     if suffix == ".json":
         return _json_document(path, blob, loaded.cut)
     if suffix in (".jsonl", ".ndjson"):
-        return _json_lines(path, blob, loaded.cut)
+        return _lines(path, blob, loaded.cut)
     first = blob.lstrip()[:1]
     if first == b"[":
         return _json_document(path, blob, loaded.cut)
     if first == b"{":
-        return _json_lines(path, blob, loaded.cut)
+        return _lines(path, blob, loaded.cut)
     raise InputError(str(path), "unknown file type: use .jsonl, .json, .parquet, .csv or a dataset folder")
+
+
+def iter_raw(source: str | Path, split: str | None = None) -> Iterator[Raw]:
+    """Every record of `source`: a file, a dataset folder, or a Hub dataset id."""
+    opened = open_source(source, split)
+    return opened.raws() if isinstance(opened, JsonLines) else opened
