@@ -168,7 +168,8 @@ def _flags(pairs: pl.DataFrame, min_margin: float | None) -> pl.Series:
 def _dropped_index(dropped: pl.DataFrame) -> pl.DataFrame:
     record = pl.col("record").str.json_path_match("$.prompt_id")
     return dropped.select("row", pl.col("row_id").alias("pair_id"), pl.lit("dropped").alias("kind"),
-                          pl.coalesce(pl.col("detail"), record).str.slice(0, SNIPPET).alias("snippet"),
+                          pl.coalesce(pl.col("detail").str.replace(r"^.*?:\d+: ", ""), record)  # not the file path
+                          .str.slice(0, SNIPPET).alias("snippet"),
                           "stage", "reason", pl.lit([], dtype=pl.List(pl.String)).alias("flags"))
 
 

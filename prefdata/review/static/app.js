@@ -5,7 +5,7 @@
 const PAGE = 50;
 const FILTERS = ["show", "split", "disagree", "max_margin", "max_confidence", "side", "flag", "reason", "decision"];
 const token = document.querySelector('meta[name="review-token"]').content;
-const state = { total: 0, pos: 0, offset: -1, rows: [], view: null, asking: null };
+const state = { total: 0, pos: 0, offset: -1, rows: [], view: null, asking: null, openEarlier: false };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -84,8 +84,9 @@ function listItem(row, pos) {
   if (row.decision) badges.push(el("span", { class: "badge " + row.decision }, row.decision));
   if (row.reason) badges.push(el("span", { class: "badge reason" }, `${row.stage}: ${row.reason}`));
   for (const flag of row.flags || []) badges.push(el("span", { class: "badge flag" }, flag));
-  const facts = row.kind === "pair" ? `margin ${fmt(row.margin)} · agreement ${fmt(row.agreement)}` +
-    (row.split ? ` · ${row.split}` : "") : "";
+  const facts = [row.margin !== null && row.margin !== undefined ? `margin ${fmt(row.margin)}` : "",
+    row.agreement !== null && row.agreement !== undefined ? `agreement ${fmt(row.agreement)}` : "",
+    row.split || ""].filter(Boolean).join(" · ");
   const item = el("li", { "data-pos": pos, class: pos === state.pos ? "current" : null },
     el("div", null, badges, row.snippet || "(no text)"), el("div", { class: "meta" }, facts));
   item.addEventListener("click", () => select(pos));
@@ -110,6 +111,16 @@ function renderEmpty() {
   state.view = null;
   $("status").textContent = "No rows match these filters.";
   $("pair").replaceChildren();
+}
+
+function prompt(messages) {
+  // the last two turns in view; earlier ones folded (p opens them), so both answers are near the top
+  if (!Array.isArray(messages) || messages.length <= 2) return turns(messages);
+  const earlier = messages.slice(0, -2);
+  const fold = el("details", { id: "earlier", open: state.openEarlier || null },
+    el("summary", null, `${earlier.length} earlier turns (p)`), turns(earlier));
+  fold.addEventListener("toggle", () => { state.openEarlier = fold.open; });
+  return [fold, ...turns(messages.slice(-2))];
 }
 
 function turns(messages) {
@@ -142,7 +153,7 @@ function side(name, messages, score, preferred) {
 function pairView(v) {
   const p = v.pair;
   const decision = v.decision && v.decision.decision;
-  const out = [el("h2", null, "Prompt"), ...turns(p.prompt),
+  const out = [el("h2", null, "Prompt"), ...prompt(p.prompt),
     el("div", { class: "sides" }, side("chosen", p.chosen, p.chosen_score, decision === "accept"),
       side("rejected", p.rejected, p.rejected_score, decision === "swap")),
     el("div", { class: "facts" },
@@ -180,7 +191,7 @@ function droppedView(v) {
   const out = [el("p", null, el("b", null, "Dropped at "), v.stage, el("b", null, " for "), v.reason),
     el("p", null, v.detail || "")];
   if (v.pair) {
-    out.push(el("h2", null, "Prompt"), ...turns(v.pair.prompt),
+    out.push(el("h2", null, "Prompt"), ...prompt(v.pair.prompt),
       el("div", { class: "sides" }, side("chosen", v.pair.chosen, null, false),
         side("rejected", v.pair.rejected, null, false)));
   }
@@ -256,6 +267,7 @@ function onKey(event) {
     k: () => select(state.pos - 1), ArrowUp: () => select(state.pos - 1),
     a: () => decide("accept"), s: () => decide("swap"), d: () => ask("drop"), n: () => ask("note"),
     u: () => decide("clear"), r: () => document.body.classList.toggle("show-raw"),
+    p: () => { const fold = $("earlier"); if (fold) fold.open = !fold.open; },
     "?": () => { $("help").hidden = !$("help").hidden; },
     Escape: () => { $("help").hidden = true; },
   };
