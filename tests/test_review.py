@@ -305,3 +305,28 @@ def test_only_an_explicit_host_leaves_loopback(hh):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(20)
+
+
+@pytest.mark.slow
+def test_the_page_opens_every_hostile_input_or_says_why(tmp_path):
+    """The hostile-input corpus (tests/hostile/inputs.py): each file opens in the page's data (list and views) or
+    is one PrefdataError; never another exception. Files over 30 MB are left to test_hostile_inputs."""
+    from hostile.inputs import build as corpus
+
+    from prefdata.errors import PrefdataError
+
+    _, files = corpus(tmp_path)
+    opened = refused = 0
+    for path in sorted({Path(f) for f in files}):
+        if not path.is_file() or path.stat().st_size > 30_000_000:
+            continue
+        try:
+            data = index.load(path)
+        except PrefdataError as error:
+            assert "\n" not in str(error).strip(), path.name
+            refused += 1
+            continue
+        total, rows = index.query(data, {"show": "all"}, 0, 50)
+        assert total == data.index.height and all(index.view(data, r["row"]) is not None for r in rows[:5])
+        opened += 1
+    assert opened >= 30 and refused >= 15, (opened, refused)
