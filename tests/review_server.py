@@ -89,8 +89,17 @@ def open_review(page, base: str) -> None:
 
 def press(page, key: str) -> None:
     """Press a key and wait until the page has finished what it does for it (body[data-done] counts)."""
+    _settled(page, lambda: page.keyboard.press(key))
+
+
+def choose(page, select: str, value: str) -> None:
+    """Set a filter and wait until the list and the first row are shown again."""
+    _settled(page, lambda: page.select_option(select, value))
+
+
+def _settled(page, act) -> None:
     before = int(page.evaluate("document.body.dataset.done || '0'"))
-    page.keyboard.press(key)
+    act()
     wait_until(page, f"Number(document.body.dataset.done || 0) > {before}")
 
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -201,6 +202,18 @@ def test_the_page_shows_the_judges_pair_after_a_review_was_applied(hh):
     shown = data.pairs.filter(pl.col("pair_id") == ids[1]).row(0, named=True)
     assert shown["chosen"] == original.row(1, named=True)["chosen"]  # swapped back for reading
     assert data.decisions[ids[1]]["decision"] == "swap" and data.decisions[ids[2]]["decision"] == "drop"
+
+
+def test_row_flags_can_follow_in_the_background():
+    source = ROOT.parent / "shared" / "data" / "llamafactory" / "dpo_en_demo.json"
+    now = index.load(source)
+    later = index.load(source, background=True)
+    for _ in range(600):
+        if later.flagging is None:
+            break
+        time.sleep(0.05)
+    assert later.flagging is None and index.meta(later)["flagging"] is None
+    assert later.index.equals(now.index) and index.meta(later)["flags"] == index.meta(now)["flags"] != []
 
 
 def test_a_spec_step_applies_a_log_to_any_file(tmp_path):

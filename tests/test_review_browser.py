@@ -13,7 +13,7 @@ import pytest
 
 from prefdata.build import build
 from prefdata.review import log
-from review_server import browser_page, open_review, press, serving, wait_until
+from review_server import browser_page, choose, open_review, press, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ["<script>window.__pwned = 1</script>", '<img src=x onerror="window.__pwned = 2">',
@@ -39,8 +39,8 @@ def test_hostile_answers_are_shown_as_text_and_run_nothing(tmp_path):
             assert page.evaluate("window.__pwned") is None
             assert page.locator("#pair img, #pair svg, #pair iframe, #pair script").count() == 0
             press(page, "j")
-        page.select_option("#f-show", "dropped")
-        wait_until(page, "document.querySelector('#status').textContent.includes('dropped row')")
+        choose(page, "#f-show", "dropped")
+        assert "dropped row" in page.inner_text("#status")
         assert HOSTILE[0] in page.inner_text("#pair") and page.evaluate("window.__pwned") is None
         assert not [e for e in errors if "Content Security Policy" not in e], errors
 
@@ -90,13 +90,13 @@ def test_the_hh_set_pages_filters_and_stays_responsive(tmp_path):
         assert page.inner_text("#status").startswith(f"56 of {pairs.height}")
         assert page.inner_text("#page-info") == f"51–100 of {pairs.height}"
         assert page.locator("#rows li").count() == 50  # never the whole set in the page
-        page.select_option("#f-split", "test")
+        choose(page, "#f-split", "test")
         tests = pairs.filter(pl.col("split") == "test").height
-        wait_until(page, f"document.querySelector('#page-info').textContent.endsWith('of {tests}')")
-        page.select_option("#f-show", "dropped")
-        page.select_option("#f-split", "")
-        page.select_option("#f-reason", "length_ratio")
-        wait_until(page, "document.querySelector('#status').textContent.includes('dropped row')")
+        assert page.inner_text("#page-info").endswith(f"of {tests}")
+        choose(page, "#f-show", "dropped")
+        choose(page, "#f-split", "")
+        choose(page, "#f-reason", "length_ratio")
+        assert "dropped row" in page.inner_text("#status")
         assert "length_ratio" in page.inner_text("#pair")
         assert not errors, errors
     assert not log.log_path(out).exists()  # reading decides nothing

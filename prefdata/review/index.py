@@ -9,6 +9,7 @@ the list filters on; texts stay in `pairs` (server memory, never sent whole to t
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +36,12 @@ class ReviewData:
     candidates: pl.DataFrame | None = None
     checks: dict[str, dict] = field(default_factory=dict)  # validation.json's checks by name
     decisions: dict[str, dict] = field(default_factory=dict)  # pair_id -> standing decision and notes
+    flagging: str | None = None         # "running" while row flags are computed in the background, or its error
 
 
-def load(source: str | Path) -> ReviewData:
+def load(source: str | Path, *, background: bool = False) -> ReviewData:
+    """The page's data. Row flags (near duplicates across the whole set: seconds per 100k pairs) are computed
+    before returning, or with `background` in a thread, so that a large set opens at once."""
     source = Path(source)
     folder = source.is_dir() and (source / "data.parquet").is_file()
     pairs, dropped = _folder(source) if folder else _file(source)
@@ -49,11 +53,27 @@ def load(source: str | Path) -> ReviewData:
     checks = {c.get("name"): c for c in stamp.get("checks", []) if isinstance(c, dict)}
     pairs = pairs.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
     dropped = dropped.with_row_index("row", offset=pairs.height).with_columns(pl.col("row").cast(pl.Int64))
-    minimum = ((stamp.get("settings") or {}).get("thresholds") or {}).get("min_margin")
-    index = pl.concat([_pair_index(pairs, minimum), _dropped_index(dropped)], how="diagonal_relaxed")
+    index = pl.concat([_pair_index(pairs), _dropped_index(dropped)], how="diagonal_relaxed")
     data = ReviewData(source, log.log_path(source), pairs, dropped, index, judgments, candidates, checks)
     reload_decisions(data)
+    minimum = ((stamp.get("settings") or {}).get("thresholds") or {}).get("min_margin")
+    if background:
+        data.flagging = "running"
+        threading.Thread(target=_flag_rows, args=(data, minimum), daemon=True, name="review-flags").start()
+    else:
+        _flag_rows(data, minimum)
     return data
+
+
+def _flag_rows(data: ReviewData, min_margin: float | None) -> None:
+    """Put each pair's row flags in the index (one assignment: a request sees the old index or the new one)."""
+    try:
+        flags = pl.concat([_flags(data.pairs, min_margin),
+                           pl.Series("flags", [[]] * data.dropped.height, dtype=pl.List(pl.String))])
+        data.index = data.index.with_columns(flags.alias("flags"))
+        data.flagging = None
+    except Exception as exc:  # noqa: BLE001 - the page still works without flags, and says why
+        data.flagging = f"row flags failed: {type(exc).__name__}: {exc}"
 
 
 def reload_decisions(data: ReviewData) -> None:
@@ -137,7 +157,7 @@ def _snippet(column: str) -> pl.Expr:
             .str.slice(0, SNIPPET))
 
 
-def _pair_index(pairs: pl.DataFrame, min_margin: float | None) -> pl.DataFrame:
+def _pair_index(pairs: pl.DataFrame) -> pl.DataFrame:
     chosen, rejected = (_last_answer(c).str.len_chars() for c in ("chosen", "rejected"))
     side = (pl.when(chosen > rejected).then(pl.lit("chosen")).when(chosen < rejected).then(pl.lit("rejected"))
             .otherwise(pl.lit("same")))
@@ -145,7 +165,7 @@ def _pair_index(pairs: pl.DataFrame, min_margin: float | None) -> pl.DataFrame:
     index = pairs.select("row", "pair_id", pl.lit("pair").alias("kind"), _snippet("prompt").alias("snippet"),
                          "margin", "agreement", "confidence", split.alias("split"), side.alias("side"),
                          pl.lit(None, dtype=pl.String).alias("stage"), pl.lit(None, dtype=pl.String).alias("reason"))
-    return index.with_columns(_flags(pairs, min_margin).alias("flags"))
+    return index.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("flags"))  # until _flag_rows
 
 
 def _flags(pairs: pl.DataFrame, min_margin: float | None) -> pl.Series:
@@ -301,4 +321,5 @@ def meta(data: ReviewData) -> dict:
             "splits": sorted(s for s in pairs["split"].unique().to_list() if s is not None),
             "flags": sorted(set(pairs["flags"].explode().drop_nulls().to_list())),
             "reasons": dict(sorted(data.dropped.group_by("reason").len().iter_rows())),
-            "decided": {d: decided.count(d) for d in log.DECIDING}, "judged": data.judgments is not None}
+            "decided": {d: decided.count(d) for d in log.DECIDING}, "judged": data.judgments is not None,
+            "flagging": data.flagging}

@@ -145,8 +145,8 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8765, announc
     import uvicorn
 
     sock = bind(host, port)  # a port in use fails before the data is read
-    announce(f"prefdata review: reading {source} (and flagging rows with the validators' row checks)")
-    data = index.load(source)
+    announce(f"prefdata review: reading {source}")
+    data = index.load(source, background=True)  # the row checks' flags follow in a thread
     announce(f"prefdata review: {url(sock, host)} ({data.index.height} rows; decisions go to {data.log}; "
              "Ctrl-C stops)")
     config = uvicorn.Config(make_app(data, allowed_hosts(host)), log_level="warning", access_log=False)

@@ -44,8 +44,23 @@ async function loadMeta() {
   $("source").textContent = meta.source;
   showCounts(meta);
   fill($("f-split"), meta.splits);
-  fill($("f-flag"), meta.flags);
   fill($("f-reason"), Object.keys(meta.reasons).map((r) => [r, `${r} (${meta.reasons[r]})`]));
+  showFlags(meta);
+}
+
+function showFlags(meta) {
+  // row flags are computed after the page opens on a large set: ask again until they are there
+  const select = $("f-flag");
+  select.replaceChildren(el("option", { value: "" }, meta.flagging === "running" ? "flagging rows…" : "any"));
+  fill(select, meta.flags);
+  if (meta.flagging === "running") {
+    setTimeout(async () => {
+      showFlags(await api("/api/meta"));
+      if (state.offset >= 0) await loadPage(state.offset);  // the rows again, now with their flags
+    }, 2000);
+  } else if (meta.flagging) {
+    $("message").textContent = meta.flagging;
+  }
 }
 
 function fill(select, options) {
@@ -291,7 +306,11 @@ function wire() {
     button.addEventListener("click", () => (act === "drop" || act === "note" ? ask(act) : decide(act)));
   }
   for (const name of FILTERS) {
-    $("f-" + name).addEventListener("change", async () => { state.offset = -1; await loadPage(0); await select(0); });
+    $("f-" + name).addEventListener("change", () => run(async () => {
+      state.offset = -1;
+      await loadPage(0);
+      if (state.total) await select(0); else renderEmpty();
+    }));
   }
   $("page-prev").addEventListener("click", () => select(Math.max(state.offset - PAGE, 0)));
   $("page-next").addEventListener("click", () => select(state.offset + PAGE));
