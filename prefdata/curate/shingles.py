@@ -75,7 +75,11 @@ def _char_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def token_hashes(texts: pl.Series, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
     """(flat token hashes, tokens per text). Works on the UTF-8 bytes with numpy: a token is a run of
     non-space bytes (words) or one character (chars)."""
-    data, offsets = _utf8(texts)
+    return tokens_from_bytes(*_utf8(texts), unit)
+
+
+def tokens_from_bytes(data: np.ndarray, offsets: np.ndarray, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
+    """token_hashes over `_utf8`'s bytes and row offsets."""
     n = len(data) - 16
     body = data[:n]
     space = (body == 32) | ((body >= 9) & (body <= 13))
