@@ -20,32 +20,33 @@ EMPTY = np.uint32(0xFFFFFFFF)  # values are 31-bit, so no value equals it
 def signatures(rows: np.ndarray, hashes: np.ndarray, n_rows: int, num_perm: int = 128) -> np.ndarray:
     """(n_rows, num_perm) uint32 MinHash signatures; a row without shingles is all EMPTY."""
     k = np.uint64(num_perm)
-    bins = ((hashes >> np.uint64(32)) * k) >> np.uint64(32)
-    values = ((hashes >> np.uint64(1)) & np.uint64(0x7FFFFFFF)).astype(np.uint32)
+    cell = ((hashes >> np.uint64(32)) * k) >> np.uint64(32)  # the bin, then its flat index (in place: fewer passes)
+    cell += rows.astype(np.uint64) * k
+    values = (hashes >> np.uint64(1)).astype(np.uint32) & np.uint32(0x7FFFFFFF)
     flat = np.full(n_rows * num_perm, EMPTY, dtype=np.uint32)
-    np.minimum.at(flat, rows.astype(np.int64) * num_perm + bins.astype(np.int64), values)
-    sig = flat.reshape(n_rows, num_perm)
-    _densify(sig)
-    return sig
+    np.minimum.at(flat, cell.view(np.int64), values)
+    _densify(flat, np.bincount(rows, minlength=n_rows) > 0, num_perm)
+    return flat.reshape(n_rows, num_perm)
 
 
-def _densify(sig: np.ndarray, max_rounds: int = 4096) -> None:
+def _densify(flat: np.ndarray, live: np.ndarray, num_perm: int, max_rounds: int = 4096) -> None:
     """Fill empty bins in place: bin j of a row takes the value of bin probe(j, t) for the first t
-    where that bin is filled. The probe sequence is the same for every row, so equal sets stay equal."""
-    todo = np.flatnonzero((sig == EMPTY).any(axis=1) & (sig != EMPTY).any(axis=1))
-    j = np.arange(sig.shape[1], dtype=np.uint64)
-    own = sig[todo]
-    filled = own.copy()
-    active = np.arange(len(todo))
+    where that bin is filled. The probe sequence is the same for every row, so equal sets stay equal.
+    Works on the empty cells only (about a fifth of them at 128 bins and 200 shingles), not whole rows."""
+    cells = np.flatnonzero(flat == EMPTY)
+    cells = cells[live[cells // num_perm]]  # rows without shingles stay empty
+    base, bin_ = cells - cells % num_perm, cells % num_perm
+    j = np.arange(num_perm, dtype=np.uint64)
+    own = flat.copy()  # probes read the original bins, never one filled in an earlier round
     for t in range(1, max_rounds + 1):
-        active = active[(filled[active] == EMPTY).any(axis=1)]
-        if active.size == 0:
+        if cells.size == 0:
             break
         with np.errstate(over="ignore"):
-            probe = (mix(j * PRIME + np.uint64(t)) % np.uint64(sig.shape[1])).astype(np.int64)
-        rows = filled[active]
-        filled[active] = np.where(rows == EMPTY, own[active][:, probe], rows)
-    sig[todo] = filled
+            probe = (mix(j * PRIME + np.uint64(t)) % np.uint64(num_perm)).astype(np.int64)
+        values = own[base + probe[bin_]]
+        found = values != EMPTY
+        flat[cells[found]] = values[found]
+        cells, base, bin_ = cells[~found], base[~found], bin_[~found]
 
 
 def lsh_params(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
