@@ -80,24 +80,50 @@ def token_hashes(texts: pl.Series, unit: Unit = "words") -> tuple[np.ndarray, np
 
 def tokens_from_bytes(data: np.ndarray, offsets: np.ndarray, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
     """token_hashes over `_utf8`'s bytes and row offsets."""
+    by_chars = None
+    if unit != "words":
+        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
+    if by_chars is None or not by_chars.any():
+        starts, ends = _word_spans(data, offsets)
+    else:
+        starts, ends = _mixed_spans(data, offsets, by_chars)
+    return _hash_spans(data, starts, ends), _per_row(starts, offsets)
+
+
+def _inside(data: np.ndarray) -> np.ndarray:
+    """True at non-space bytes, shifted by one with a False at each end (n + 2 long)."""
+    body = data[:len(data) - 16]
+    inside = np.zeros(len(body) + 2, dtype=bool)
+    np.not_equal(body, 32, out=inside[1:-1])
+    inside[1:-1] &= (body - np.uint8(9)) >= 5  # 9-13 (tab to carriage return) wrap round to 0-4
+    return inside
+
+
+def _word_spans(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of runs of non-space bytes in one pass: where `inside` flips, alternately a start
+    and an end. A run going on from one row into the next is cut at the row's start."""
+    inside = _inside(data)
+    flips = np.flatnonzero(inside[1:] != inside[:-1])
+    starts, ends = flips[0::2], flips[1::2]
+    cuts = np.unique(offsets[1:-1])  # empty rows repeat an offset
+    cuts = cuts[inside[cuts] & inside[cuts + 1]]  # the bytes either side of a row start are both in a run
+    if cuts.size:
+        starts = np.insert(starts, np.searchsorted(starts, cuts), cuts)
+        ends = np.insert(ends, np.searchsorted(ends, cuts), cuts)
+    return starts, ends
+
+
+def _mixed_spans(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of tokens where some rows are cut into characters (`by_chars`), the rest into words."""
     n = len(data) - 16
-    body = data[:n]
-    space = (body == 32) | ((body >= 9) & (body <= 13))
     row_start = np.zeros(n + 1, dtype=bool)
     row_start[offsets[:-1]] = True
     row_start[n] = True
-    if unit == "words":
-        cut = row_start.copy()
-    else:
-        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
-        char_byte = np.repeat(by_chars, np.diff(offsets))
-        cut = row_start | np.concatenate([char_byte & ((data[:n] & 0xC0) != 0x80), [True]])
-    inside = np.concatenate([~space, [False]])
-    before = np.concatenate([[False], inside[:-1]])  # a token was running at the byte before
-    starts = np.flatnonzero(inside & (cut | ~before))
-    ends = np.flatnonzero(before & (cut | ~inside))
-    lengths = _per_row(starts, offsets)
-    return _hash_spans(data, starts, ends), lengths
+    char_byte = np.repeat(by_chars, np.diff(offsets))
+    cut = row_start | np.concatenate([char_byte & ((data[:n] & 0xC0) != 0x80), [True]])
+    padded = _inside(data)
+    inside, before = padded[1:], padded[:-1]  # before: a token was running at the byte before (n + 1 long)
+    return np.flatnonzero(inside & (cut | ~before)), np.flatnonzero(before & (cut | ~inside))
 
 
 def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
