@@ -19,15 +19,16 @@ PRIME = np.uint64(0x100000001B3)
 M1, M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-def mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word (in place on a copy)."""
-    h = np.array(h, dtype=np.uint64, copy=True)
+def mix(h: np.ndarray, copy: bool = True) -> np.ndarray:
+    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word (in place unless `copy`).
+    One scratch array for the shifts: fresh temporaries of a few MB each cost page faults."""
+    h = np.array(h, dtype=np.uint64, copy=True) if copy else h
+    scratch = np.empty_like(h)
     with np.errstate(over="ignore"):
-        h ^= h >> np.uint64(30)
-        h *= M1
-        h ^= h >> np.uint64(27)
-        h *= M2
-        h ^= h >> np.uint64(31)
+        for shift, multiplier in ((30, M1), (27, M2)):
+            h ^= np.right_shift(h, np.uint64(shift), out=scratch)
+            h *= multiplier
+        h ^= np.right_shift(h, np.uint64(31), out=scratch)
     return h
 
 
@@ -100,17 +101,16 @@ def _inside(data: np.ndarray) -> np.ndarray:
 
 
 def _word_spans(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of runs of non-space bytes in one pass: where `inside` flips, alternately a start
-    and an end. A run going on from one row into the next is cut at the row's start."""
+    """(starts, ends) of runs of non-space bytes, cut at row starts, from one scan: where `inside` flips,
+    alternately a start and an end. A run going on into the next row gets its row start twice (an end,
+    then a start), which keeps the alternation."""
     inside = _inside(data)
     flips = np.flatnonzero(inside[1:] != inside[:-1])
-    starts, ends = flips[0::2], flips[1::2]
     cuts = np.unique(offsets[1:-1])  # empty rows repeat an offset
     cuts = cuts[inside[cuts] & inside[cuts + 1]]  # the bytes either side of a row start are both in a run
     if cuts.size:
-        starts = np.insert(starts, np.searchsorted(starts, cuts), cuts)
-        ends = np.insert(ends, np.searchsorted(ends, cuts), cuts)
-    return starts, ends
+        flips = np.insert(flips, np.repeat(np.searchsorted(flips, cuts), 2), np.repeat(cuts, 2))
+    return flips[0::2], flips[1::2]
 
 
 def _mixed_spans(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,17 +135,32 @@ def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     hashed &= MASKS[np.minimum(size, 8)]
     with np.errstate(over="ignore"):
         hashed *= PRIME  # odd multiplier: still injective for spans of up to 8 bytes
-        hashed += size.astype(np.uint64)
+        hashed += size.view(np.uint64)
         long = np.flatnonzero(size > 8)
         if long.size:
-            chunks = (size[long] - 1) // 8  # 8-byte reads after the first 8 bytes
-            token = np.repeat(np.arange(long.size), chunks)
+            hashed[long] += _tails(words, starts[long], ends[long])
+    return mix(hashed, copy=False)
+
+
+def _tails(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """What the bytes after the first 8 add to a long span's hash: the sum of one mixed value per 8-byte
+    read. Spans of 9-16 bytes (most long words) take one read, without the ragged bookkeeping."""
+    chunks = (ends - starts - 1) // 8  # 8-byte reads after the first 8 bytes
+    out = np.empty(len(starts), dtype=np.uint64)
+    one = chunks == 1
+    at = starts[one] + 8
+    with np.errstate(over="ignore"):
+        out[one] = mix((words[at] & MASKS[ends[one] - at]) + M1, copy=False)
+        many = np.flatnonzero(~one)
+        if many.size:
+            chunks = chunks[many]
+            token = np.repeat(np.arange(many.size), chunks)
             group = np.concatenate([[0], np.cumsum(chunks)[:-1]])
             k = np.arange(chunks.sum()) - np.repeat(group, chunks)
-            at = starts[long][token] + 8 + 8 * k
-            values = words[at] & MASKS[np.minimum(ends[long][token] - at, 8)]
-            hashed[long] += np.add.reduceat(mix(values + (k.astype(np.uint64) + np.uint64(1)) * M1), group)
-    return mix(hashed)
+            at = starts[many][token] + 8 + 8 * k
+            values = words[at] & MASKS[np.minimum(ends[many][token] - at, 8)]
+            out[many] = np.add.reduceat(mix(values + (k.astype(np.uint64) + np.uint64(1)) * M1, copy=False), group)
+    return out
 
 
 def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
@@ -163,9 +178,9 @@ def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarr
     # polynomial over every window of the flat array (contiguous slices are cheap), then the windows
     # that start a full n-gram inside one row: a ragged arange over rows
     span = max(len(flat) - ngram + 1, 0)
-    acc = np.zeros(span, dtype=np.uint64)
+    acc = flat[:span].copy()
     with np.errstate(over="ignore"):
-        for k in range(ngram if span else 0):
+        for k in range(1, ngram if span else 0):
             acc *= PRIME
             acc += flat[k:k + span]
     begin = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
@@ -180,4 +195,4 @@ def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarr
                 extra[take] = extra[take] * PRIME + flat[starts[short][take] + k]
         extra += lengths[short].astype(np.uint64)
         rows, acc = np.concatenate([rows, short]), np.concatenate([acc, extra])
-    return rows, mix(acc)
+    return rows, mix(acc, copy=False)
