@@ -62,24 +62,40 @@ def lsh_params(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[i
 
 def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(m, 2) row pairs (a < b) that share at least one band: in each band, rows sorted by band hash
-    are linked to the next row with the same hash (a chain, not all pairs: components are the same)."""
+    are linked to the next row with the same hash (a chain, not all pairs: components are the same).
+    Only rows whose band hash repeats are sorted (a hash table finds them: most rows have none)."""
+    import polars as pl
+
     live = np.flatnonzero(sig[:, 0] != EMPTY)
+    keys = _band_keys(sig[live] if len(live) < len(sig) else sig, bands, rows)
     edges = []
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            block = sig[live, band * rows:(band + 1) * rows]
-            key = np.zeros(len(live), dtype=np.uint64)
-            for col in range(rows):
-                key = key * PRIME + block[:, col].astype(np.uint64)
-            key = mix(key)
-            order = np.argsort(key, kind="stable")
-            same = key[order][1:] == key[order][:-1]
-            edges.append(np.stack([live[order][:-1][same], live[order][1:][same]], axis=1))
+    for band in range(bands):
+        repeated = np.flatnonzero(pl.Series(keys[:, band]).is_duplicated().to_numpy())
+        key, ids = keys[repeated, band], live[repeated]
+        order = np.argsort(key, kind="stable")
+        same = key[order][1:] == key[order][:-1]
+        edges.append(np.stack([ids[order][:-1][same], ids[order][1:][same]], axis=1))
     if not edges:
         return np.empty((0, 2), dtype=np.int64)
-    pairs = np.concatenate(edges)
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0)
+    pairs = np.sort(np.concatenate(edges), axis=1)
+    n = np.int64(len(sig))
+    flat = np.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted as unique(axis=0) would, far faster
+    return np.stack([flat // n, flat % n], axis=1)
+
+
+def _band_keys(sig: np.ndarray, bands: int, rows: int, block: int = 1 << 14) -> np.ndarray:
+    """(n, bands) 64-bit hashes of each band's signature columns, a block of rows at a time (the block
+    stays in cache; a column at a time would stride through the whole matrix once per column)."""
+    keys = np.empty((len(sig), bands), dtype=np.uint64)
+    for start in range(0, len(sig), block):
+        part = sig[start:start + block, :bands * rows].reshape(-1, bands, rows)
+        key = np.zeros(part.shape[:2], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for col in range(rows):
+                key *= PRIME
+                key += part[:, :, col]
+        keys[start:start + block] = mix(key, copy=False)
+    return keys
 
 
 def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:
