@@ -55,7 +55,9 @@ def near_phases(frame: pl.DataFrame, clock: Clock) -> np.ndarray:
         sig[start:start + texts.len()] = clock("signatures", minhash.signatures, rows, hashes, texts.len(), NUM_PERM)
     bands, band_rows = minhash.lsh_params(THRESHOLD, NUM_PERM)
     pairs = clock("lsh", minhash.candidate_pairs, sig, bands, band_rows)
-    pick = lambda rows: frame.select(pl.all().gather(rows)).select(pair_text()).to_series()  # noqa: E731
+    def pick(rows: np.ndarray) -> pl.Series:
+        return frame.select(pl.col("prompt", "chosen", "rejected").gather(rows)).select(pair_text()).to_series()
+
     sim = clock("verify", near_dedupe._exact, pick, pairs, NGRAM, "auto")
     return clock("components", minhash.components, n, pairs[sim >= THRESHOLD])
 
