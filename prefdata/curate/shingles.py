@@ -35,9 +35,8 @@ def mix(h: np.ndarray, copy: bool = True) -> np.ndarray:
 def _utf8(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The lower-cased UTF-8 bytes of all texts end to end (16 zero bytes of padding), and row offsets."""
     low = texts.fill_null("").str.to_lowercase()
-    for space in SPACES:  # multi-byte spaces (ASCII ones are split on directly)
-        if low.str.contains(space, literal=True).any():
-            low = low.str.replace_all(space, " ", literal=True)
+    if low.str.contains_any(list(SPACES)).any():  # multi-byte spaces (ASCII ones are split on directly)
+        low = low.str.replace_many(list(SPACES), [" "] * len(SPACES))
     arrow = low.rechunk().to_arrow()
     _, offsets, data = arrow.buffers()
     offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
