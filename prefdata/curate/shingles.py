@@ -169,21 +169,30 @@ def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tu
     return combine(flat, lengths, ngram)
 
 
+def _whole_windows(first_bad: np.ndarray, bad: np.ndarray, span: int, ngram: int) -> np.ndarray:
+    """False at the windows that run past their row's end: `bad` of them from `first_bad` in each row."""
+    keep = np.ones(span, dtype=bool)
+    for k in range(ngram - 1):
+        at = first_bad[bad > k] + k
+        keep[at[at < span]] = False
+    return keep
+
+
 def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """n-gram hashes from token hashes laid end to end (`lengths` tokens per row)."""
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # empty input gives empty arrays
     full = lengths >= ngram
     counts = np.where(full, lengths - ngram + 1, 0)
     # polynomial over every window of the flat array (contiguous slices are cheap), then the windows
-    # that start a full n-gram inside one row: a ragged arange over rows
+    # that start a full n-gram inside one row: all but the last ngram - 1 of each row (fewer than
+    # ngram per row to strike out, cheaper than a ragged index of the million kept)
     span = max(len(flat) - ngram + 1, 0)
     acc = flat[:span].copy()
     with np.errstate(over="ignore"):
         for k in range(1, ngram if span else 0):
             acc *= PRIME
             acc += flat[k:k + span]
-    begin = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-    acc = acc[begin]
+    acc = acc[_whole_windows(starts + counts, lengths - counts, span, ngram)]
     rows = np.repeat(np.arange(len(lengths)), counts)
     short = np.flatnonzero((lengths > 0) & ~full)
     if short.size:  # texts shorter than an n-gram: one shingle of all their tokens, marked by its length
