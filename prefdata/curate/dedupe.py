@@ -7,6 +7,7 @@ Which duplicate survives is a policy: `first` seen, or `highest_margin`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import polars as pl
@@ -24,12 +25,19 @@ def _key(column: str) -> pl.Expr:
     return conversation_key(column).str.to_lowercase()
 
 
+def _key_hashes(frame: pl.DataFrame, columns: tuple[str, ...]) -> dict[str, pl.Series]:
+    """key_hash of each column, the columns on threads: eager string operations on one Series run on one
+    core, and Polars releases the GIL."""
+    with ThreadPoolExecutor(max_workers=len(columns)) as pool:
+        return dict(zip(columns, pool.map(lambda column: key_hash(frame, column), columns)))
+
+
 def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
           keep: Literal["first", "highest_margin"] | None = None) -> schema.StageResult:
     config = config or DedupeConfig()
     keep = keep or config.keep
     columns = ("prompt",) if config.level == "prompt" else ("prompt", "chosen", "rejected")
-    keys = pl.DataFrame({c: key_hash(frame, c) for c in ("prompt", "chosen", "rejected")})
+    keys = pl.DataFrame(_key_hashes(frame, ("prompt", "chosen", "rejected")))
     same = (keys["chosen"] == keys["rejected"]) if config.identical else pl.repeat(False, frame.height, eager=True)
     marked = frame.with_columns(pl.struct(keys.select(columns)).alias("_key"), same.alias("_same")).with_row_index(
         "_order")
