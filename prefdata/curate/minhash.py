@@ -10,6 +10,9 @@ instead of `num_perm` passes (measured in benchmarks/curate_1m.py).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from prefdata.curate.shingles import PRIME, mix
@@ -65,8 +68,9 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     (then by row) are linked to the next row with the same hash (a chain, not all pairs: components are
     the same)."""
     live = np.flatnonzero(sig[:, 0] != EMPTY)
-    keys = _band_keys(sig[live] if len(live) < len(sig) else sig, bands, rows)
-    edges = [_chains(key, live) for key in keys]
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:  # numpy releases the GIL
+        keys = _band_keys(sig[live] if len(live) < len(sig) else sig, bands, rows, pool)
+        edges = list(pool.map(lambda key: _chains(key, live), keys))
     if not edges:
         return np.empty((0, 2), dtype=np.int64)
     pairs = np.sort(np.concatenate(edges), axis=1)
@@ -92,11 +96,12 @@ def _chains(key: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.stack([ids[:-1][same], ids[1:][same]], axis=1)
 
 
-def _band_keys(sig: np.ndarray, bands: int, rows: int, block: int = 1 << 14) -> np.ndarray:
+def _band_keys(sig: np.ndarray, bands: int, rows: int, pool: ThreadPoolExecutor, block: int = 1 << 14) -> np.ndarray:
     """(bands, n) 64-bit hashes of each band's signature columns, a block of rows at a time (the block
     stays in cache; a column at a time would stride through the whole matrix once per column)."""
     keys = np.empty((bands, len(sig)), dtype=np.uint64)
-    for start in range(0, len(sig), block):
+
+    def work(start: int) -> None:
         part = sig[start:start + block, :bands * rows].reshape(-1, bands, rows)
         key = np.zeros(part.shape[:2], dtype=np.uint64)
         with np.errstate(over="ignore"):
@@ -104,6 +109,8 @@ def _band_keys(sig: np.ndarray, bands: int, rows: int, block: int = 1 << 14) -> 
                 key *= PRIME
                 key += part[:, :, col]
         keys[:, start:start + block] = mix(key, copy=False).T
+
+    list(pool.map(work, range(0, len(sig), block)))
     return keys
 
 
