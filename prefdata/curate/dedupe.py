@@ -7,6 +7,7 @@ Which duplicate survives is a policy: `first` seen, or `highest_margin`.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -25,11 +26,14 @@ def _key(column: str) -> pl.Expr:
     return conversation_key(column).str.to_lowercase()
 
 
-def _key_hashes(frame: pl.DataFrame, columns: tuple[str, ...]) -> dict[str, pl.Series]:
-    """key_hash of each column, the columns on threads: eager string operations on one Series run on one
-    core, and Polars releases the GIL."""
-    with ThreadPoolExecutor(max_workers=len(columns)) as pool:
-        return dict(zip(columns, pool.map(lambda column: key_hash(frame, column), columns)))
+def _key_hashes(frame: pl.DataFrame, columns: tuple[str, ...], rows: int = 1 << 17) -> dict[str, pl.Series]:
+    """key_hash of each column, in slices of rows on threads: eager string operations on one Series run
+    on one core (Polars releases the GIL), and a slice's copies of its texts stay small."""
+    jobs = [(column, start) for column in columns for start in range(0, max(frame.height, 1), rows)]
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+        parts = list(pool.map(lambda job: key_hash(frame.slice(job[1], rows), job[0]), jobs))
+    return {column: pl.concat([part for (name, _), part in zip(jobs, parts) if name == column])
+            for column in columns}
 
 
 def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
