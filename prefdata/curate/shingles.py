@@ -16,6 +16,7 @@ Unit = Literal["words", "chars", "auto"]
 SPACES = ("\u00a0", "\u3000", "\u2009", "\u202f", "\u2028")
 MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 PRIME = np.uint64(0x100000001B3)
+PADDING = pl.Series([" " * 16])  # lets 8-byte reads run past the last text
 M1, M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
@@ -33,15 +34,15 @@ def mix(h: np.ndarray, copy: bool = True) -> np.ndarray:
 
 
 def _utf8(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The lower-cased UTF-8 bytes of all texts end to end (16 zero bytes of padding), and row offsets."""
+    """The lower-cased UTF-8 bytes of all texts end to end (16 bytes of padding), and row offsets.
+    The padding is one more row of spaces, appended before the one copy out of Polars."""
     low = texts.fill_null("").str.to_lowercase()
     if low.str.contains_any(list(SPACES)).any():  # multi-byte spaces (ASCII ones are split on directly)
         low = low.str.replace_many(list(SPACES), [" "] * len(SPACES))
-    arrow = low.rechunk().to_arrow()
+    arrow = low.append(PADDING).rechunk().to_arrow()
     _, offsets, data = arrow.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.empty(0, np.uint8)
-    return np.concatenate([raw, np.zeros(16, dtype=np.uint8)]), offsets - offsets[0]
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow)]  # the padding's start last
+    return np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1] + 16], offsets - offsets[0]
 
 
 def _no_space_script(data: np.ndarray) -> np.ndarray:
