@@ -15,7 +15,7 @@ survivor is truly the same planted group.
 Generation and curation each run in a child process: `peak_mb` is the curation process's peak RSS
 (reading the table included), `wall_s` its wall time for exact + near dedupe + length-bias report.
 datasketch runs in this process on a sample of whole planted groups; its time is extrapolated per row.
-The last line is JSON.
+The last line is JSON. `benchmarks/near_phases.py` splits near dedupe into its phases.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import polars as pl
 PROMPT, ANSWER = 30, 95  # words per prompt and per answer: ~1.5 KB per pair
 EXACT_SHARE, NEAR_SHARE = 0.03, 0.05
 THRESHOLD, NUM_PERM, NGRAM = 0.8, 128, 5
+STEPS = ("read", "exact", "near", "length_bias")  # the timed steps of the curation pass
 
 
 def vocabulary(rng: np.random.Generator, size: int = 30000) -> tuple[pl.Series, np.ndarray]:
@@ -294,7 +295,7 @@ def main() -> None:
               f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores), "
               f"peak RSS {run['peak_mb']:.0f} MB, "
               f"{run['rows_out']:,} rows kept")
-        for name in ("read", "exact", "near", "length_bias"):
+        for name in STEPS:
             print(f"  {name}: {run[name + '_s']:.1f} s wall, {run[name + '_cpu_s']:.1f} s CPU, "
                   f"peak RSS so far {run[name + '_peak_mb']:.0f} MB")
         print(f"length bias: {json.dumps(run['length_bias'])}")
@@ -329,6 +330,8 @@ def main() -> None:
                           "recall": round(figures["recall"], 4), "precision": round(figures["precision"], 4),
                           "exact_recall": round(figures["exact_recall"], 4),
                           "near_dedupe_s": round(run["near_s"], 2),
+                          "phases": {name: {"wall_s": round(run[f"{name}_s"], 2),
+                                            "cpu_s": round(run[f"{name}_cpu_s"], 2)} for name in STEPS},
                           "datasketch_recall": round(ds["datasketch_recall"], 4),
                           "speedup_vs_datasketch": round(speedup, 1),
                           "speedup_vs_datasketch_cpu": round(speedup_cpu, 1),

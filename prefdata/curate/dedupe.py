@@ -7,6 +7,8 @@ Which duplicate survives is a policy: `first` seen, or `highest_margin`.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import polars as pl
@@ -24,12 +26,22 @@ def _key(column: str) -> pl.Expr:
     return conversation_key(column).str.to_lowercase()
 
 
+def _key_hashes(frame: pl.DataFrame, columns: tuple[str, ...], rows: int = 1 << 17) -> dict[str, pl.Series]:
+    """key_hash of each column, in slices of rows on threads: eager string operations on one Series run
+    on one core (Polars releases the GIL), and a slice's copies of its texts stay small."""
+    jobs = [(column, start) for column in columns for start in range(0, max(frame.height, 1), rows)]
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+        parts = list(pool.map(lambda job: key_hash(frame.slice(job[1], rows), job[0]), jobs))
+    return {column: pl.concat([part for (name, _), part in zip(jobs, parts) if name == column])
+            for column in columns}
+
+
 def exact(frame: pl.DataFrame, config: DedupeConfig | None = None, ctx=None, *,
           keep: Literal["first", "highest_margin"] | None = None) -> schema.StageResult:
     config = config or DedupeConfig()
     keep = keep or config.keep
     columns = ("prompt",) if config.level == "prompt" else ("prompt", "chosen", "rejected")
-    keys = pl.DataFrame({c: key_hash(frame, c) for c in ("prompt", "chosen", "rejected")})
+    keys = pl.DataFrame(_key_hashes(frame, ("prompt", "chosen", "rejected")))
     same = (keys["chosen"] == keys["rejected"]) if config.identical else pl.repeat(False, frame.height, eager=True)
     marked = frame.with_columns(pl.struct(keys.select(columns)).alias("_key"), same.alias("_same")).with_row_index(
         "_order")

@@ -91,10 +91,11 @@ def near_dedupe(frame: pl.DataFrame, config: NearDedupeConfig | None = None, ctx
     """Keep one row per near-duplicate cluster (the first, or the one with the highest margin)."""
     config = config or NearDedupeConfig()
     text = all_text("prompt") if config.scope == "prompt" else pair_text()
+    used = text.meta.root_names()  # candidates' rows are gathered from these columns only
     clusters = _clusters(
         frame.height, lambda start, length: frame.slice(start, length).select(text).to_series(),
-        lambda rows: frame.select(pl.all().gather(rows)).select(text).to_series(), ngram=config.ngram, unit=config.unit,
-        threshold=config.threshold, num_perm=config.num_perm, bands=config.bands, rows=config.rows,
+        lambda rows: frame.select(pl.col(used).gather(rows)).select(text).to_series(), ngram=config.ngram,
+        unit=config.unit, threshold=config.threshold, num_perm=config.num_perm, bands=config.bands, rows=config.rows,
         verify=config.verify)
     marked = frame.with_columns(clusters.alias("_cluster")).with_row_index("_order")
     if config.keep == "highest_margin":

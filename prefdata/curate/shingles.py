@@ -16,32 +16,33 @@ Unit = Literal["words", "chars", "auto"]
 SPACES = ("\u00a0", "\u3000", "\u2009", "\u202f", "\u2028")
 MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 PRIME = np.uint64(0x100000001B3)
+PADDING = pl.Series([" " * 16])  # lets 8-byte reads run past the last text
 M1, M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-def mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word (in place on a copy)."""
-    h = np.array(h, dtype=np.uint64, copy=True)
+def mix(h: np.ndarray, copy: bool = True) -> np.ndarray:
+    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word (in place unless `copy`).
+    One scratch array for the shifts: fresh temporaries of a few MB each cost page faults."""
+    h = np.array(h, dtype=np.uint64, copy=True) if copy else h
+    scratch = np.empty_like(h)
     with np.errstate(over="ignore"):
-        h ^= h >> np.uint64(30)
-        h *= M1
-        h ^= h >> np.uint64(27)
-        h *= M2
-        h ^= h >> np.uint64(31)
+        for shift, multiplier in ((30, M1), (27, M2)):
+            h ^= np.right_shift(h, np.uint64(shift), out=scratch)
+            h *= multiplier
+        h ^= np.right_shift(h, np.uint64(31), out=scratch)
     return h
 
 
 def _utf8(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The lower-cased UTF-8 bytes of all texts end to end (16 zero bytes of padding), and row offsets."""
+    """The lower-cased UTF-8 bytes of all texts end to end (16 bytes of padding), and row offsets.
+    The padding is one more row of spaces, appended before the one copy out of Polars."""
     low = texts.fill_null("").str.to_lowercase()
-    for space in SPACES:  # multi-byte spaces (ASCII ones are split on directly)
-        if low.str.contains(space, literal=True).any():
-            low = low.str.replace_all(space, " ", literal=True)
-    arrow = low.rechunk().to_arrow()
+    if low.str.contains_any(list(SPACES)).any():  # multi-byte spaces (ASCII ones are split on directly)
+        low = low.str.replace_many(list(SPACES), [" "] * len(SPACES))
+    arrow = low.append(PADDING).rechunk().to_arrow()
     _, offsets, data = arrow.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.empty(0, np.uint8)
-    return np.concatenate([raw, np.zeros(16, dtype=np.uint8)]), offsets - offsets[0]
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow)]  # the padding's start last
+    return np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1] + 16], offsets - offsets[0]
 
 
 def _no_space_script(data: np.ndarray) -> np.ndarray:
@@ -75,25 +76,54 @@ def _char_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def token_hashes(texts: pl.Series, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
     """(flat token hashes, tokens per text). Works on the UTF-8 bytes with numpy: a token is a run of
     non-space bytes (words) or one character (chars)."""
-    data, offsets = _utf8(texts)
+    return tokens_from_bytes(*_utf8(texts), unit)
+
+
+def tokens_from_bytes(data: np.ndarray, offsets: np.ndarray, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
+    """token_hashes over `_utf8`'s bytes and row offsets."""
+    by_chars = None
+    if unit != "words":
+        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
+    if by_chars is None or not by_chars.any():
+        starts, ends = _word_spans(data, offsets)
+    else:
+        starts, ends = _mixed_spans(data, offsets, by_chars)
+    return _hash_spans(data, starts, ends), _per_row(starts, offsets)
+
+
+def _inside(data: np.ndarray) -> np.ndarray:
+    """True at non-space bytes, shifted by one with a False at each end (n + 2 long)."""
+    body = data[:len(data) - 16]
+    inside = np.zeros(len(body) + 2, dtype=bool)
+    np.not_equal(body, 32, out=inside[1:-1])
+    inside[1:-1] &= (body - np.uint8(9)) >= 5  # 9-13 (tab to carriage return) wrap round to 0-4
+    return inside
+
+
+def _word_spans(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of runs of non-space bytes, cut at row starts, from one scan: where `inside` flips,
+    alternately a start and an end. A run going on into the next row gets its row start twice (an end,
+    then a start), which keeps the alternation."""
+    inside = _inside(data)
+    flips = np.flatnonzero(inside[1:] != inside[:-1])
+    cuts = np.unique(offsets[1:-1])  # empty rows repeat an offset
+    cuts = cuts[inside[cuts] & inside[cuts + 1]]  # the bytes either side of a row start are both in a run
+    if cuts.size:
+        flips = np.insert(flips, np.repeat(np.searchsorted(flips, cuts), 2), np.repeat(cuts, 2))
+    return flips[0::2], flips[1::2]
+
+
+def _mixed_spans(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of tokens where some rows are cut into characters (`by_chars`), the rest into words."""
     n = len(data) - 16
-    body = data[:n]
-    space = (body == 32) | ((body >= 9) & (body <= 13))
     row_start = np.zeros(n + 1, dtype=bool)
     row_start[offsets[:-1]] = True
     row_start[n] = True
-    if unit == "words":
-        cut = row_start.copy()
-    else:
-        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
-        char_byte = np.repeat(by_chars, np.diff(offsets))
-        cut = row_start | np.concatenate([char_byte & ((data[:n] & 0xC0) != 0x80), [True]])
-    inside = np.concatenate([~space, [False]])
-    before = np.concatenate([[False], inside[:-1]])  # a token was running at the byte before
-    starts = np.flatnonzero(inside & (cut | ~before))
-    ends = np.flatnonzero(before & (cut | ~inside))
-    lengths = _per_row(starts, offsets)
-    return _hash_spans(data, starts, ends), lengths
+    char_byte = np.repeat(by_chars, np.diff(offsets))
+    cut = row_start | np.concatenate([char_byte & ((data[:n] & 0xC0) != 0x80), [True]])
+    padded = _inside(data)
+    inside, before = padded[1:], padded[:-1]  # before: a token was running at the byte before (n + 1 long)
+    return np.flatnonzero(inside & (cut | ~before)), np.flatnonzero(before & (cut | ~inside))
 
 
 def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -105,17 +135,32 @@ def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     hashed &= MASKS[np.minimum(size, 8)]
     with np.errstate(over="ignore"):
         hashed *= PRIME  # odd multiplier: still injective for spans of up to 8 bytes
-        hashed += size.astype(np.uint64)
+        hashed += size.view(np.uint64)
         long = np.flatnonzero(size > 8)
         if long.size:
-            chunks = (size[long] - 1) // 8  # 8-byte reads after the first 8 bytes
-            token = np.repeat(np.arange(long.size), chunks)
+            hashed[long] += _tails(words, starts[long], ends[long])
+    return mix(hashed, copy=False)
+
+
+def _tails(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """What the bytes after the first 8 add to a long span's hash: the sum of one mixed value per 8-byte
+    read. Spans of 9-16 bytes (most long words) take one read, without the ragged bookkeeping."""
+    chunks = (ends - starts - 1) // 8  # 8-byte reads after the first 8 bytes
+    out = np.empty(len(starts), dtype=np.uint64)
+    one = chunks == 1
+    at = starts[one] + 8
+    with np.errstate(over="ignore"):
+        out[one] = mix((words[at] & MASKS[ends[one] - at]) + M1, copy=False)
+        many = np.flatnonzero(~one)
+        if many.size:
+            chunks = chunks[many]
+            token = np.repeat(np.arange(many.size), chunks)
             group = np.concatenate([[0], np.cumsum(chunks)[:-1]])
             k = np.arange(chunks.sum()) - np.repeat(group, chunks)
-            at = starts[long][token] + 8 + 8 * k
-            values = words[at] & MASKS[np.minimum(ends[long][token] - at, 8)]
-            hashed[long] += np.add.reduceat(mix(values + (k.astype(np.uint64) + np.uint64(1)) * M1), group)
-    return mix(hashed)
+            at = starts[many][token] + 8 + 8 * k
+            values = words[at] & MASKS[np.minimum(ends[many][token] - at, 8)]
+            out[many] = np.add.reduceat(mix(values + (k.astype(np.uint64) + np.uint64(1)) * M1, copy=False), group)
+    return out
 
 
 def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
@@ -125,21 +170,30 @@ def shingle_hashes(texts: pl.Series, ngram: int = 5, unit: Unit = "words") -> tu
     return combine(flat, lengths, ngram)
 
 
+def _whole_windows(first_bad: np.ndarray, bad: np.ndarray, span: int, ngram: int) -> np.ndarray:
+    """False at the windows that run past their row's end: `bad` of them from `first_bad` in each row."""
+    keep = np.ones(span, dtype=bool)
+    for k in range(ngram - 1):
+        at = first_bad[bad > k] + k
+        keep[at[at < span]] = False
+    return keep
+
+
 def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """n-gram hashes from token hashes laid end to end (`lengths` tokens per row)."""
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # empty input gives empty arrays
     full = lengths >= ngram
     counts = np.where(full, lengths - ngram + 1, 0)
     # polynomial over every window of the flat array (contiguous slices are cheap), then the windows
-    # that start a full n-gram inside one row: a ragged arange over rows
+    # that start a full n-gram inside one row: all but the last ngram - 1 of each row (fewer than
+    # ngram per row to strike out, cheaper than a ragged index of the million kept)
     span = max(len(flat) - ngram + 1, 0)
-    acc = np.zeros(span, dtype=np.uint64)
+    acc = flat[:span].copy()
     with np.errstate(over="ignore"):
-        for k in range(ngram if span else 0):
+        for k in range(1, ngram if span else 0):
             acc *= PRIME
             acc += flat[k:k + span]
-    begin = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-    acc = acc[begin]
+    acc = acc[_whole_windows(starts + counts, lengths - counts, span, ngram)]
     rows = np.repeat(np.arange(len(lengths)), counts)
     short = np.flatnonzero((lengths > 0) & ~full)
     if short.size:  # texts shorter than an n-gram: one shingle of all their tokens, marked by its length
@@ -150,4 +204,4 @@ def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarr
                 extra[take] = extra[take] * PRIME + flat[starts[short][take] + k]
         extra += lengths[short].astype(np.uint64)
         rows, acc = np.concatenate([rows, short]), np.concatenate([acc, extra])
-    return rows, mix(acc)
+    return rows, mix(acc, copy=False)
