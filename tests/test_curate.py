@@ -288,6 +288,31 @@ def test_logit_coefficient_recovers_a_planted_length_effect():
     assert report["chosen_longer_frac"] > 0.6 and report["correlation"] > 0.3
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_logit_fit_matches_statsmodels(hh, seed):
+    """Our Newton fit (no 1.2 s statsmodels import per report) against statsmodels' Logit on the same data: the
+    HH-RLHF length differences, and planted ones with a strong, a weak and a lopsided effect."""
+    import statsmodels.api as sm
+
+    from prefdata.curate.length_bias import SCALE, _logit
+
+    lengths = hh.select(pl.col(c).list.last().struct.field("content").str.len_chars().cast(pl.Int64).alias(c)
+                        for c in ("chosen", "rejected"))
+    diffs = [(lengths["chosen"] - lengths["rejected"]).to_numpy().astype(float)]
+    rng = np.random.default_rng(seed)
+    for beta, shift in ((0.8, 0), (0.05, 0), (0.3, 150)):  # d: the first answer's length minus the second's
+        d = rng.normal(shift, 200, 3000)
+        diffs.append(np.where(rng.random(d.size) < 1 / (1 + np.exp(-beta * d / SCALE)), d, -d))
+    for diff in diffs:
+        ours = _logit(diff)
+        x = diff[diff != 0] / SCALE
+        fit = sm.Logit(np.ones_like(x), x[:, None]).fit(disp=0)
+        low, high = fit.conf_int(0.05)[0]
+        assert ours["logit_coef"] == pytest.approx(fit.params[0], rel=1e-7)
+        assert ours["logit_ci"] == pytest.approx([low, high], rel=1e-6)
+        assert ours["logit_p"] == pytest.approx(fit.pvalues[0], rel=1e-6, abs=1e-300)
+
+
 def test_length_bias_report_edge_cases():
     one = pl.DataFrame({"chosen": [[{"role": "assistant", "content": "long answer"}]] * 3,
                         "rejected": [[{"role": "assistant", "content": "short"}]] * 3})
