@@ -144,19 +144,19 @@ def _content(turns: pl.Expr, at: int) -> pl.Expr:
     return turns.list.get(at, null_on_oob=True).struct.field("content")
 
 
+def _turn() -> pl.Expr:
+    """One "role\x01content" piece of a split transcript as a message."""
+    turn = pl.element().str.split_exact("\x01", 1).struct.rename_fields(["role", "content"])
+    return turn.struct.with_fields(pl.field("content").str.strip_prefix(" "))
+
+
 def _transcript(text: pl.Expr, drop_cue: bool = False) -> pl.Expr:
     """`transcript.parse` for text that starts with a speaker marker and holds no NUL (the marks used here)."""
-    turn = pl.element().str.split_exact("\x01", 1).struct.rename_fields(["role", "content"])
-    turn = turn.struct.with_fields(pl.field("content").str.strip_prefix(" "))
-    turns = text.str.replace_many(MARKERS).str.split("\x00").list.slice(1).list.eval(turn)
+    turns = text.str.replace_many(MARKERS).str.split("\x00").list.slice(1).list.eval(_turn())
     if drop_cue:
         cue = (_role(turns, -1) == "assistant") & (_content(turns, -1) == "")
         turns = pl.when(cue).then(turns.list.head(turns.list.len() - 1)).otherwise(turns)
     return turns
-
-
-def _parsable_transcript(text: pl.Expr) -> pl.Expr:
-    return text.str.contains(TRANSCRIPT_START) & ~text.str.contains("\x00", literal=True)
 
 
 def _one(role: str, text: pl.Expr) -> pl.Expr:
@@ -257,13 +257,28 @@ def trl_implicit(f: Frame) -> dict[str, pl.Expr]:
     return {**_extras(f), **pair}
 
 
+def _pieces(f: Frame, key: str) -> pl.Expr:
+    """A transcript split at its markers: "" (nothing before the first marker), then "role\x01content" per turn."""
+    text = f.need(key, "text")
+    f.check(~text.str.contains("\x00", literal=True))  # NUL marks the cuts
+    pieces = f.stage(text.str.replace_many(MARKERS).str.split("\x00"))
+    f.check((pieces.list.first() == "") & (pieces.list.len() >= 3))  # a marker first; a prompt and an answer
+    return pieces
+
+
+def _answer(f: Frame, pieces: pl.Expr) -> pl.Expr:
+    last = pieces.list.last()
+    f.check(last.str.starts_with("assistant\x01"))
+    return _one("assistant", last.str.strip_prefix("assistant\x01").str.strip_prefix(" "))
+
+
 def hh_rlhf(f: Frame) -> dict[str, pl.Expr]:
-    sides = []
-    for key in ("chosen", "rejected"):
-        text = f.need(key, "text")
-        f.check(_parsable_transcript(text))
-        sides.append(f.stage(_transcript(text)))
-    return _split_implicit(f, *sides)
+    """`formats.hh_rlhf` on the split text: the turns before the last are compared as text (a turn that only
+    parses alike, "Human:x" against "Human: x", is left to the per-record path) and parsed once."""
+    chosen, rejected = _pieces(f, "chosen"), _pieces(f, "rejected")
+    prompt = chosen.list.slice(1, chosen.list.len() - 2)
+    f.check(prompt == rejected.list.slice(1, rejected.list.len() - 2))
+    return {"prompt": prompt.list.eval(_turn()), "chosen": _answer(f, chosen), "rejected": _answer(f, rejected)}
 
 
 def sharegpt(f: Frame) -> dict[str, pl.Expr]:
