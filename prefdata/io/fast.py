@@ -111,7 +111,8 @@ def _lines(blob: bytes) -> pl.Series | None:
 
 
 def _blank(line: pl.Expr) -> pl.Expr:
-    return (line.str.strip_chars(" \t\n\r\x0b\x0c") == "").alias("_blank")  # as bytes.strip()
+    """Whitespace only, as `bytes.strip()` sees it (a regex: strip_chars would copy every line)."""
+    return line.str.contains(r"^[ \t\n\r\x0b\x0c]*$").alias("_blank")
 
 
 def _raw(line: str, number: int) -> Raw:
@@ -272,13 +273,27 @@ def _answer(f: Frame, pieces: pl.Expr) -> pl.Expr:
     return _one("assistant", last.str.strip_prefix("assistant\x01").str.strip_prefix(" "))
 
 
+def _same_prompt(f: Frame, chosen: pl.Expr, pieces: pl.Expr, key: str) -> pl.Expr:
+    """The answer of `key` when its text is chosen's prompt text, then "\n\nAssistant:" and an answer with no
+    marker: the same prompt turns, found without splitting it (other texts go to the per-record path)."""
+    text = f.need(key, "text")
+    f.check(~text.str.contains("\x00", literal=True))
+    # where the last marker starts: its piece lost "\n\nAssistant:" (12 characters) for "assistant\x01" (10)
+    cut = f.stage(chosen.str.len_chars() - pieces.list.last().str.len_chars() - 2)
+    tail = text.str.slice(cut)
+    answer = f.stage(tail.str.strip_prefix("\n\nAssistant:"))
+    f.check(text.str.starts_with(chosen.str.head(cut)) & tail.str.starts_with("\n\nAssistant:")
+            & ~answer.str.contains_any(list(MARKERS)))
+    return _one("assistant", answer.str.strip_prefix(" "))
+
+
 def hh_rlhf(f: Frame) -> dict[str, pl.Expr]:
-    """`formats.hh_rlhf` on the split text: the turns before the last are compared as text (a turn that only
-    parses alike, "Human:x" against "Human: x", is left to the per-record path) and parsed once."""
-    chosen, rejected = _pieces(f, "chosen"), _pieces(f, "rejected")
-    prompt = chosen.list.slice(1, chosen.list.len() - 2)
-    f.check(prompt == rejected.list.slice(1, rejected.list.len() - 2))
-    return {"prompt": prompt.list.eval(_turn()), "chosen": _answer(f, chosen), "rejected": _answer(f, rejected)}
+    """`formats.hh_rlhf` on chosen's split text; rejected must hold the same prompt text (a turn that only parses
+    alike, "Human:x" against "Human: x", is left to the per-record path)."""
+    pieces = _pieces(f, "chosen")
+    prompt = pieces.list.slice(1, pieces.list.len() - 2).list.eval(_turn())
+    rejected = _same_prompt(f, pl.col("chosen"), pieces, "rejected")
+    return {"prompt": prompt, "chosen": _answer(f, pieces), "rejected": rejected}
 
 
 def sharegpt(f: Frame) -> dict[str, pl.Expr]:
