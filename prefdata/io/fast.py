@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from prefdata import schema
 from prefdata.io.formats import PAIR_EXTRAS, SHAREGPT_ROLES, Format
+from prefdata.io.lazy import collect
 from prefdata.io.reader import (
     SNIFF, OnError, ReadResult, _choose_format, drops_frame, finish_frame, input_schema, records_frame, take,
 )
@@ -355,7 +356,7 @@ def _adapt(data: pl.DataFrame, fmt: Format, kinds: dict[str, str]) -> pl.DataFra
     if "judges" in target:  # absent judges are the model's default: none
         frame = frame.with_columns(pl.col("judges").fill_null(pl.lit([], dtype=pl.List(pl.String))))
     ok = pl.col("_adapted").fill_null(False) & pl.all_horizontal(_record_checks(fmt.kind)).fill_null(False)
-    return frame.with_columns(ok.alias("_ok")).drop("_adapted").collect()
+    return collect(frame.with_columns(ok.alias("_ok")).drop("_adapted"))
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
@@ -391,7 +392,8 @@ def read_lines(source: JsonLines, name: str, format: str | None, on_error: OnErr
     if shape is None:
         return None
     pattern, kinds = shape
-    lines = lines.with_columns((~pl.col("_blank") & pl.col("line").str.contains(pattern)).alias("_shaped"))
+    lines = collect(lines.lazy().with_columns((~pl.col("_blank") & pl.col("line").str.contains(pattern))
+                                              .alias("_shaped")))
     try:
         frame = _adapt(_parse(lines, kinds, source.blob), fmt, kinds)
     except NotFast:

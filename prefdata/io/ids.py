@@ -14,6 +14,8 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
+from prefdata.io.lazy import collect
+
 
 # A run of whitespace other than one plain space: replacing only these gives what replacing every run does, with
 # far fewer replacements in ordinary text.
@@ -106,7 +108,7 @@ def with_ids(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Fill `prompt_id` (always recomputed), and for pairs `pair_id` (kept if given) and `margin` (null unless
     finite)."""
     columns = [prompt_id().alias("prompt_id")]
-    if kind == "pairwise":  # one with_columns: Polars computes the columns side by side
+    if kind == "pairwise":
         columns += [pl.coalesce(pl.col("pair_id"), pair_id()).alias("pair_id"),
                     _finite(pl.col("chosen_score") - pl.col("rejected_score")).alias("margin")]
-    return frame.with_columns(columns)
+    return collect(frame.lazy().with_columns(columns))  # the ids side by side, each over slices of the rows
