@@ -164,3 +164,15 @@ def test_text_of_stable_characters_is_its_own_nfkc_form():
     seconds = {chr(int(code, 16)) for n in range(0x110000) if (d := unicodedata.decomposition(chr(n)))
                and not d.startswith("<") for code in d.split()[1:]}
     assert not seconds & set(stable.to_list())  # and none of them composes with what comes before it
+
+
+def test_the_table_vouches_for_every_hh_row_it_keeps(tmp_path, monkeypatch):
+    """Only the rows the per-record path sets aside go through it: a rule that failed every row would still
+    read the same, only slowly."""
+    import prefdata.io.fast as fast
+
+    path = write_jsonl(tmp_path / "hh.jsonl", hh_rows())
+    seen, take = [], fast.take
+    monkeypatch.setattr(fast, "take", lambda raw, *rest: (seen.append(raw.line), take(raw, *rest)))
+    result = read_dataset(path, on_error="skip")
+    assert result.frame.height > 0 and len(seen) == result.dropped.height

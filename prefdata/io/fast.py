@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from prefdata import schema
 from prefdata.io.formats import PAIR_EXTRAS, SHAREGPT_ROLES, Format
+from prefdata.io.lazy import collect
 from prefdata.io.reader import (
     SNIFF, OnError, ReadResult, _choose_format, drops_frame, finish_frame, input_schema, records_frame, take,
 )
@@ -111,7 +112,8 @@ def _lines(blob: bytes) -> pl.Series | None:
 
 
 def _blank(line: pl.Expr) -> pl.Expr:
-    return (line.str.strip_chars(" \t\n\r\x0b\x0c") == "").alias("_blank")  # as bytes.strip()
+    """Whitespace only, as `bytes.strip()` sees it (a regex: strip_chars would copy every line)."""
+    return line.str.contains(r"^[ \t\n\r\x0b\x0c]*$").alias("_blank")
 
 
 def _raw(line: str, number: int) -> Raw:
@@ -144,19 +146,19 @@ def _content(turns: pl.Expr, at: int) -> pl.Expr:
     return turns.list.get(at, null_on_oob=True).struct.field("content")
 
 
+def _turn() -> pl.Expr:
+    """One "role\x01content" piece of a split transcript as a message."""
+    turn = pl.element().str.split_exact("\x01", 1).struct.rename_fields(["role", "content"])
+    return turn.struct.with_fields(pl.field("content").str.strip_prefix(" "))
+
+
 def _transcript(text: pl.Expr, drop_cue: bool = False) -> pl.Expr:
     """`transcript.parse` for text that starts with a speaker marker and holds no NUL (the marks used here)."""
-    turn = pl.element().str.split_exact("\x01", 1).struct.rename_fields(["role", "content"])
-    turn = turn.struct.with_fields(pl.field("content").str.strip_prefix(" "))
-    turns = text.str.replace_many(MARKERS).str.split("\x00").list.slice(1).list.eval(turn)
+    turns = text.str.replace_many(MARKERS).str.split("\x00").list.slice(1).list.eval(_turn())
     if drop_cue:
         cue = (_role(turns, -1) == "assistant") & (_content(turns, -1) == "")
         turns = pl.when(cue).then(turns.list.head(turns.list.len() - 1)).otherwise(turns)
     return turns
-
-
-def _parsable_transcript(text: pl.Expr) -> pl.Expr:
-    return text.str.contains(TRANSCRIPT_START) & ~text.str.contains("\x00", literal=True)
 
 
 def _one(role: str, text: pl.Expr) -> pl.Expr:
@@ -257,13 +259,42 @@ def trl_implicit(f: Frame) -> dict[str, pl.Expr]:
     return {**_extras(f), **pair}
 
 
+def _pieces(f: Frame, key: str) -> pl.Expr:
+    """A transcript split at its markers: "" (nothing before the first marker), then "role\x01content" per turn."""
+    text = f.need(key, "text")
+    f.check(~text.str.contains("\x00", literal=True))  # NUL marks the cuts
+    pieces = f.stage(text.str.replace_many(MARKERS).str.split("\x00"))
+    f.check((pieces.list.first() == "") & (pieces.list.len() >= 3))  # a marker first; a prompt and an answer
+    return pieces
+
+
+def _answer(f: Frame, pieces: pl.Expr) -> pl.Expr:
+    last = pieces.list.last()
+    f.check(last.str.starts_with("assistant\x01"))
+    return _one("assistant", last.str.strip_prefix("assistant\x01").str.strip_prefix(" "))
+
+
+def _same_prompt(f: Frame, chosen: pl.Expr, pieces: pl.Expr, key: str) -> pl.Expr:
+    """The answer of `key` when its text is chosen's prompt text, then "\n\nAssistant:" and an answer with no
+    marker: the same prompt turns, found without splitting it (other texts go to the per-record path)."""
+    text = f.need(key, "text")
+    f.check(~text.str.contains("\x00", literal=True))
+    # where the last marker starts: its piece lost "\n\nAssistant:" (12 characters) for "assistant\x01" (10)
+    cut = f.stage(chosen.str.len_chars() - pieces.list.last().str.len_chars() - 2)
+    tail = text.str.slice(cut)
+    answer = f.stage(tail.str.strip_prefix("\n\nAssistant:"))
+    f.check(text.str.starts_with(chosen.str.head(cut)) & tail.str.starts_with("\n\nAssistant:")
+            & ~answer.str.contains_any(list(MARKERS)))
+    return _one("assistant", answer.str.strip_prefix(" "))
+
+
 def hh_rlhf(f: Frame) -> dict[str, pl.Expr]:
-    sides = []
-    for key in ("chosen", "rejected"):
-        text = f.need(key, "text")
-        f.check(_parsable_transcript(text))
-        sides.append(f.stage(_transcript(text)))
-    return _split_implicit(f, *sides)
+    """`formats.hh_rlhf` on chosen's split text; rejected must hold the same prompt text (a turn that only parses
+    alike, "Human:x" against "Human: x", is left to the per-record path)."""
+    pieces = _pieces(f, "chosen")
+    prompt = pieces.list.slice(1, pieces.list.len() - 2).list.eval(_turn())
+    rejected = _same_prompt(f, pl.col("chosen"), pieces, "rejected")
+    return {"prompt": prompt, "chosen": _answer(f, pieces), "rejected": rejected}
 
 
 def sharegpt(f: Frame) -> dict[str, pl.Expr]:
@@ -325,7 +356,7 @@ def _adapt(data: pl.DataFrame, fmt: Format, kinds: dict[str, str]) -> pl.DataFra
     if "judges" in target:  # absent judges are the model's default: none
         frame = frame.with_columns(pl.col("judges").fill_null(pl.lit([], dtype=pl.List(pl.String))))
     ok = pl.col("_adapted").fill_null(False) & pl.all_horizontal(_record_checks(fmt.kind)).fill_null(False)
-    return frame.with_columns(ok.alias("_ok")).drop("_adapted").collect()
+    return collect(frame.with_columns(ok.alias("_ok")).drop("_adapted"))
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
@@ -361,7 +392,8 @@ def read_lines(source: JsonLines, name: str, format: str | None, on_error: OnErr
     if shape is None:
         return None
     pattern, kinds = shape
-    lines = lines.with_columns((~pl.col("_blank") & pl.col("line").str.contains(pattern)).alias("_shaped"))
+    lines = collect(lines.lazy().with_columns((~pl.col("_blank") & pl.col("line").str.contains(pattern))
+                                              .alias("_shaped")))
     try:
         frame = _adapt(_parse(lines, kinds, source.blob), fmt, kinds)
     except NotFast:

@@ -79,11 +79,12 @@ class Loaded:
 def read_bytes(path: Path) -> Loaded:
     """A file's bytes, gunzipped when it is a gzip file."""
     with open_regular(path) as f:
-        if f.read(2) != GZIP_MAGIC:
-            f.seek(0)
-            return Loaded(f.read())
-        f.seek(0)
-        return _gunzip(f, str(path))
+        raw = f.raw  # unbuffered: a buffered read() joins its buffered head to the rest, a second copy of the file
+        if raw.read(2) != GZIP_MAGIC:
+            raw.seek(0)
+            return Loaded(raw.readall())
+        raw.seek(0)
+        return _gunzip(raw, str(path))
 
 
 def _gunzip(f: BinaryIO, name: str) -> Loaded:

@@ -1,8 +1,8 @@
 """Stable content ids: `prompt_id` (hash of the normalised prompt) and `pair_id` (of the exact pair).
 
 Normalisation: Unicode NFKC, runs of whitespace to one space, trimmed; roles are part of the key.
-Hashes are xxh3-64 (the `xxhash` package), stable across processes and versions, unlike Polars'
-own `hash`.
+Hashes are xxh3-64 as hex digests, stable across processes and versions, unlike Polars' own `hash`: computed
+in Rust by the `polars-hash` plugin when it loads and agrees with the `xxhash` package, else by `xxhash` itself.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import functools
 import unicodedata
 
 import polars as pl
+import pyarrow as pa
 import xxhash
+
+from prefdata.io.lazy import collect
 
 
 # A run of whitespace other than one plain space: replacing only these gives what replacing every run does, with
@@ -57,7 +60,31 @@ def _hash_series(values: pl.Series) -> pl.Series:
     return pl.Series([None if v is None else digest(v) for v in values.cast(pl.Binary).to_list()], dtype=pl.String)
 
 
+def _hex(hashes: pl.Series) -> pl.Series:
+    """u64 hashes as `xxhash`'s hexdigest: the 8 bytes big-endian, in lowercase hex (no Python loop)."""
+    raw = hashes.fill_null(0).to_numpy().astype(">u8")
+    digest = pl.Series(pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(raw), [None, pa.py_buffer(raw)]))
+    text = digest.cast(pl.Binary).bin.encode("hex")
+    return pl.select(pl.when(hashes.is_not_null()).then(text)).to_series() if hashes.null_count() else text
+
+
+@functools.cache
+def _native() -> bool:
+    """Whether the polars-hash plugin loads here and gives `xxhash`'s digests (a plugin built for another
+    Polars may fail only when called, so it is called once)."""
+    try:
+        import polars_hash  # noqa: F401  (registers the `nchash` namespace)
+
+        sample = pl.Series(["", "prompt\x1fhi", "é\x1e\U0001f600"])
+        got = _hex(sample.to_frame("k").select(pl.col("k").nchash.xxh3_64()).to_series())
+        return got.to_list() == _hash_series(sample).to_list()
+    except Exception:  # noqa: BLE001  (any failure: the xxhash loop gives the same ids)
+        return False
+
+
 def hash_expr(key: pl.Expr) -> pl.Expr:
+    if _native():
+        return key.nchash.xxh3_64().map_batches(_hex, return_dtype=pl.String)
     return key.map_batches(_hash_series, return_dtype=pl.String)
 
 
@@ -80,10 +107,8 @@ def _finite(value: pl.Expr) -> pl.Expr:
 def with_ids(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Fill `prompt_id` (always recomputed), and for pairs `pair_id` (kept if given) and `margin` (null unless
     finite)."""
-    frame = frame.with_columns(prompt_id().alias("prompt_id"))
+    columns = [prompt_id().alias("prompt_id")]
     if kind == "pairwise":
-        frame = frame.with_columns(
-            pl.coalesce(pl.col("pair_id"), pair_id()).alias("pair_id"),
-            _finite(pl.col("chosen_score") - pl.col("rejected_score")).alias("margin"),
-        )
-    return frame
+        columns += [pl.coalesce(pl.col("pair_id"), pair_id()).alias("pair_id"),
+                    _finite(pl.col("chosen_score") - pl.col("rejected_score")).alias("margin")]
+    return collect(frame.lazy().with_columns(columns))  # the ids side by side, each over slices of the rows
