@@ -176,3 +176,23 @@ def test_the_table_vouches_for_every_hh_row_it_keeps(tmp_path, monkeypatch):
     monkeypatch.setattr(fast, "take", lambda raw, *rest: (seen.append(raw.line), take(raw, *rest)))
     result = read_dataset(path, on_error="skip")
     assert result.frame.height > 0 and len(seen) == result.dropped.height
+
+
+def test_ids_are_the_same_from_the_rust_hash_and_from_xxhash(monkeypatch):
+    """prompt_id and pair_id through polars-hash (the `fast` extra, in `dev`) and through the xxhash loop (the
+    fallback where the plugin is missing or fails to load): the same ids, on the shared HH-RLHF file and odd
+    text (empty turns, emoji, combining marks, separators inside the text)."""
+    if not ids._native():
+        pytest.skip("polars-hash is not installed or does not load here: only the xxhash path can run")
+    frame = read_dataset(Path(SHARED) / "hh-rlhf" / "harmless-base_test.jsonl.gz", on_error="skip").frame
+    texts = ["", "😀", "e\u0301", "a\x1fb\x1ec", "ﬁ"]
+    odd = pl.DataFrame({"prompt": [[{"role": "user", "content": t}] for t in texts]})
+
+    def both(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(ids.prompt_id().alias("prompt_id"), ids.pair_id().alias("pair_id"))
+
+    odd = odd.with_columns(chosen=pl.col("prompt"), rejected=pl.col("prompt"))
+    native = [both(frame), both(odd)]
+    monkeypatch.setattr(ids, "_native", lambda: False)
+    loop = [both(frame), both(odd)]
+    assert all(a.equals(b) for a, b in zip(native, loop)) and native[0].height == frame.height
