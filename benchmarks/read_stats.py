@@ -98,6 +98,7 @@ def main() -> None:
         path.write_bytes(lines * args.copies)
         rows = lines.count(b"\n") * args.copies
         datasets.disable_caching()
+        datasets.disable_progress_bars()  # its bar is not a figure
         ours_s, ours_cpu, ours = timed(with_prefdata, path)
         hand_s, hand_cpu, hand = timed(by_hand, path)
     for key, value in hand.items():
