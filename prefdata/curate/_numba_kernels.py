@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 U64 = np.uint64
 PRIME = U64(0x100000001B3)
@@ -35,56 +36,131 @@ def mix(h):
     return h ^ (h >> U64(31))
 
 
-@_jit
-def _is_space(b):
-    return b == 32 or (b >= 9 and b <= 13)
+HIGH, LOW7, ONES = U64(0x8080808080808080), U64(0x7F7F7F7F7F7F7F7F), U64(0x0101010101010101)
 
 
 @_jit
-def _load(data, at, size):
-    """Up to 8 bytes from `at`, little-endian, zero-filled: the masked unaligned read of the numpy code."""
-    v = U64(0)
-    for i in range(min(size, 8)):
-        v |= U64(data[at + i]) << U64(8 * i)
-    return v
+def _spaces(w):
+    """0x80 in each byte of w that is a space (32, or 9-13: tab to carriage return), else 0. Exact per
+    byte: the sums stay under 256, so no carry crosses into the next byte."""
+    low = w & LOW7
+    control = (low + ONES * U64(119)) & ~(low + ONES * U64(114)) & ~w & HIGH  # 9 <= byte <= 13
+    t = w ^ (ONES * U64(32))
+    return control | ~(((t & LOW7) + LOW7) | t | LOW7)  # | byte == 32
 
 
 @_jit
-def _span_hash(data, start, end):
+def _past(left):
+    """0x80 in the bytes at or past the row's end, `left` bytes ahead: they count as spaces."""
+    return U64(0) if left >= 8 else HIGH & ~((U64(1) << U64(8 * left)) - U64(1))
+
+
+@_jit
+def _first(mask):
+    """Index of the first byte flagged in a non-zero mask (little-endian: the lowest)."""
+    return np.int64(trailing_zeros(mask)) >> 3
+
+
+@_jit
+def _low_bytes(w, n):
+    """The first n bytes of w (all 8 if n >= 8), the rest zero: the numpy code's masked read."""
+    return w if n >= 8 else w & ((U64(1) << U64(8 * n)) - U64(1))
+
+
+@_jit
+def _span_hash(words, start, end):
     """shingles._hash_spans for one span: first 8 bytes times PRIME plus the size, plus one mixed value
-    per further 8-byte read."""
+    per further 8-byte read. words[i] is the 8 bytes from byte i."""
     size = end - start
-    h = _load(data, start, size) * PRIME + U64(size)
+    h = _low_bytes(words[start], size) * PRIME + U64(size)
     k = 1
     for at in range(start + 8, end, 8):
-        h += mix(_load(data, at, end - at) + U64(k) * M1)
+        h += mix(_low_bytes(words[at], end - at) + U64(k) * M1)
         k += 1
     return mix(h)
 
 
 @_jit
-def tokens(data, offsets, by_chars, out, lengths):
+def _word_start(words, p, end):
+    """The first non-space byte from p, or the row's end; 8 bytes a step (few branches to mispredict)."""
+    while p < end:
+        solid = ~(_spaces(words[p]) | _past(end - p)) & HIGH
+        if solid:
+            return p + _first(solid)
+        p += 8
+    return end
+
+
+GATHER = U64(0x0102040810204080)  # times bytes of 0 or 1, brings byte i's bit to bit 56 + i
+
+
+@_jit
+def _solid_bits(words, at, end):
+    """Bit i set where byte at + i (i < 64) is before the row's end and not a space."""
+    bits = U64(0)
+    for c in range(8):
+        p = at + 8 * c
+        if p >= end:
+            break
+        solid = ~(_spaces(words[p]) | _past(end - p)) & HIGH
+        bits |= (((solid >> U64(7)) * GATHER) >> U64(56)) << U64(8 * c)
+    return bits
+
+
+@_jit
+def _word_row(words, start, end, out, count):
+    """Hashes of the runs of non-space bytes in start:end into out[count:]; returns the new count.
+    Bitmaps of 64 bytes, then their flips (a run's start, then its end) one set bit at a time: a byte
+    loop finds each boundary only after the last, a chain of dependent loads and mispredicted branches."""
+    carry, token, inside = U64(0), 0, False
+    for block in range(start, end, 64):
+        bits = _solid_bits(words, block, end)
+        flips = bits ^ ((bits << U64(1)) | carry)
+        carry = bits >> U64(63)
+        while flips:
+            at = block + np.int64(trailing_zeros(flips))
+            flips &= flips - U64(1)
+            if inside:
+                out[count] = _span_hash(words, token, at)
+                count += 1
+            token, inside = at, not inside
+    if inside:  # a run up to the row's end at a block's end
+        out[count] = _span_hash(words, token, end)
+        count += 1
+    return count
+
+
+@_jit
+def _char_end(data, p, end):
+    """The end of the character starting at p: its continuation bytes (never spaces) follow."""
+    p += 1
+    while p < end and (data[p] & 0xC0) == 0x80:
+        p += 1
+    return p
+
+
+@_jit
+def tokens(data, words, offsets, by_chars, out, lengths):
     """Token hashes of every row into `out` (tokens per row into `lengths`); returns how many. A token
-    is a run of non-space bytes, or in a `by_chars` row one character (a lead byte and its continuation
-    bytes; never a space)."""
+    is a run of non-space bytes, or in a `by_chars` row one character."""
     count = 0
     for row in range(len(offsets) - 1):
-        first, p, end, chars = count, offsets[row], offsets[row + 1], by_chars[row]
-        while p < end:
-            if _is_space(data[p]):
-                p += 1
-                continue
-            start = p
-            p += 1
-            if chars:
-                while p < end and (data[p] & 0xC0) == 0x80:
-                    p += 1
-            else:
-                while p < end and not _is_space(data[p]):
-                    p += 1
-            out[count] = _span_hash(data, start, p)
-            count += 1
+        first, start, end = count, offsets[row], offsets[row + 1]
+        count = _char_row(data, words, start, end, out, count) if by_chars[row] else \
+            _word_row(words, start, end, out, count)
         lengths[row] = count - first
+    return count
+
+
+@_jit
+def _char_row(data, words, start, end, out, count):
+    """Hashes of the characters (not spaces) in start:end into out[count:]; returns the new count."""
+    p = _word_start(words, start, end)
+    while p < end:
+        q = _char_end(data, p, end)
+        out[count] = _span_hash(words, p, q)
+        count += 1
+        p = _word_start(words, q, end)
     return count
 
 

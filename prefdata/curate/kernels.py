@@ -5,13 +5,14 @@ the same bits (tests/test_shingles_kernel.py)."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 
 def _load():
-    if os.environ.get("PREFDATA_NO_NUMBA", "") not in ("", "0"):
+    if os.environ.get("PREFDATA_NO_NUMBA", "") not in ("", "0") or sys.byteorder != "little":  # kernels read LE words
         return None
     try:
         from prefdata.curate import _numba_kernels
@@ -33,7 +34,8 @@ def warm_up() -> float:
     data = np.frombuffer(b"a bc def ghijklmnopqrstuvwxyz" + b" " * 16, dtype=np.uint8)
     offsets = np.array([0, 5, len(data) - 16], dtype=np.int64)
     flat, lengths = np.empty(len(data), dtype=np.uint64), np.empty(2, dtype=np.int64)
-    n = NUMBA.tokens(data, offsets, np.array([False, True]), flat, lengths)
+    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    n = NUMBA.tokens(data, words, offsets, np.array([False, True]), flat, lengths)
     rows, hashes = np.empty(n - 2, dtype=np.int64), np.empty(n - 2, dtype=np.uint64)  # 2 rows of >= 2 tokens
     NUMBA.combine(flat[:n], lengths, 2, n - 2, rows, hashes)
     NUMBA.signatures(rows, hashes, 8, np.full(16, NUMBA.EMPTY, dtype=np.uint32))

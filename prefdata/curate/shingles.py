@@ -98,7 +98,7 @@ def _numba_tokens(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -
     """One pass over each row's bytes. Room for a token per byte: pages past the last token are never
     touched, so never faulted in."""
     flat, lengths = np.empty(max(len(data) - 16, 0), dtype=np.uint64), np.empty(len(offsets) - 1, dtype=np.int64)
-    return flat[:NUMBA.tokens(data, offsets, by_chars, flat, lengths)], lengths
+    return flat[:NUMBA.tokens(data, _words(data), offsets, by_chars, flat, lengths)], lengths
 
 
 def _numpy_tokens(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,10 +144,16 @@ def _mixed_spans(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) ->
     return np.flatnonzero(inside & (cut | ~before)), np.flatnonzero(before & (cut | ~inside))
 
 
+def _words(data: np.ndarray) -> np.ndarray:
+    """words[i]: the 8 bytes from byte i as one little-endian integer (an unaligned read; the padding
+    keeps the last ones inside the buffer)."""
+    return np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+
+
 def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each byte span data[start:end], read 8 unaligned bytes at a time: one read
     covers most words; longer spans add one read per 8 bytes."""
-    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    words = _words(data)
     size = ends - starts
     hashed = words[starts]
     hashed &= MASKS[np.minimum(size, 8)]
