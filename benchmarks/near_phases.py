@@ -51,8 +51,9 @@ def near_phases(frame: pl.DataFrame, clock: Clock) -> np.ndarray:
         texts = clock("text", lambda: frame.slice(start, chunk).select(pair_text()).to_series())
         data, offsets = clock("utf8", shingles._utf8, texts)
         flat, lengths = clock("tokens", shingles.tokens_from_bytes, data, offsets, "auto")
-        rows, hashes = clock("combine", shingles.combine, flat, lengths, NGRAM)
-        sig[start:start + texts.len()] = clock("signatures", minhash.signatures, rows, hashes, texts.len(), NUM_PERM)
+        # shingles and their signatures: one step on the numba path (no shingle arrays), two with numpy
+        sig[start:start + texts.len()] = clock("combine+signatures", minhash.token_signatures, flat, lengths, NGRAM,
+                                               NUM_PERM)
     bands, band_rows = minhash.lsh_params(THRESHOLD, NUM_PERM)
     pairs = clock("lsh", minhash.candidate_pairs, sig, bands, band_rows)
     def pick(rows: np.ndarray) -> pl.Series:

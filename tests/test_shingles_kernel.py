@@ -71,6 +71,10 @@ def test_same_tokens_shingles_signatures(monkeypatch, unit):
             for num_perm in (16, 128):
                 sig = both(monkeypatch, lambda: minhash.signatures(rows, hashes, texts.len(), num_perm))
                 assert_same([sig[0]], [sig[1]])
+                flat, lengths = tokens[0]
+                fused = both(monkeypatch, lambda: minhash.token_signatures(flat, lengths, ngram, num_perm))
+                assert_same([sig[0]], [fused[1]])
+                assert_same([sig[0]], [fused[0]])
         assert name != "hh" or len(tokens[0][0]) > 100_000, "the harmless-base texts were not read"
 
 

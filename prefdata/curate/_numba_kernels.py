@@ -165,64 +165,105 @@ def _char_row(data, words, start, end, out, count):
 
 
 @_jit
-def combine(flat, lengths, ngram, full, rows_out, out):
-    """shingles.combine: the `full` n-grams of rows with >= ngram tokens in row order, then one shingle
-    per shorter non-empty row. Windows roll (drop the oldest token's term, add the next): mod 2^64 that
-    is the same polynomial the numpy code builds term by term."""
-    top = U64(1)  # PRIME ** (ngram - 1), the oldest token's weight
+def _top(ngram):
+    """PRIME ** (ngram - 1): the weight of a window's oldest token."""
+    top = U64(1)
     for _ in range(ngram - 1):
         top *= PRIME
-    pos, short, start = 0, full, 0
+    return top
+
+
+@_jit
+def _row_shingles(flat, start, n, ngram, top, out):
+    """The shingles of one row's n tokens (from flat[start]) into out; returns how many. Windows roll
+    (drop the oldest token's term, add the next): mod 2^64 that is the polynomial the numpy code builds
+    term by term. A row shorter than an n-gram gives one shingle of all its tokens, marked by its length."""
+    acc = U64(0)
+    for k in range(min(n, ngram)):
+        acc = acc * PRIME + flat[start + k]
+    if n < ngram:
+        if n:
+            out[0] = mix(acc + U64(n))
+        return min(n, 1)
+    out[0] = mix(acc)
+    for i in range(1, n - ngram + 1):
+        acc = (acc - flat[start + i - 1] * top) * PRIME + flat[start + i + ngram - 1]
+        out[i] = mix(acc)
+    return n - ngram + 1
+
+
+@_jit
+def combine(flat, lengths, ngram, full, rows_out, out):
+    """shingles.combine: the `full` n-grams of rows with >= ngram tokens in row order, then the one
+    shingle of each shorter non-empty row."""
+    top, pos, short, start = _top(ngram), 0, full, 0
     for row in range(len(lengths)):
-        n = lengths[row]
-        if n >= ngram:
-            acc = U64(0)
-            for k in range(ngram):
-                acc = acc * PRIME + flat[start + k]
-            for i in range(n - ngram + 1):
-                if i:
-                    acc = (acc - flat[start + i - 1] * top) * PRIME + flat[start + i + ngram - 1]
-                rows_out[pos], out[pos] = row, mix(acc)
-                pos += 1
-        elif n > 0:  # shorter than an n-gram: all its tokens, marked by its length
-            acc = U64(0)
-            for k in range(n):
-                acc = acc * PRIME + flat[start + k]
-            rows_out[short], out[short] = row, mix(acc + U64(n))
-            short += 1
-        start += n
+        at = pos if lengths[row] >= ngram else short
+        made = _row_shingles(flat, start, lengths[row], ngram, top, out[at:])
+        for i in range(at, at + made):
+            rows_out[i] = row
+        if lengths[row] >= ngram:
+            pos += made
+        else:
+            short += made
+        start += lengths[row]
+
+
+@_jit
+def _bin(flat, base, h, num_perm):
+    """minhash.signatures for one shingle: its bin from the high bits, a 31-bit value kept if smaller."""
+    at = base + np.int64(((h >> U64(32)) * U64(num_perm)) >> U64(32))
+    value = np.uint32((h >> U64(1)) & U64(0x7FFFFFFF))
+    if value < flat[at]:
+        flat[at] = value
 
 
 @_jit
 def signatures(rows, hashes, num_perm, flat):
     """minhash.signatures into `flat` (n_rows * num_perm, all EMPTY on entry): minimum value per bin,
-    then each empty bin of a row with shingles densified from the row's own original bins."""
-    k = U64(num_perm)
+    then the empty bins of each row with shingles densified."""
     live = np.zeros(len(flat) // num_perm, dtype=np.bool_)
     for i in range(len(hashes)):
-        h, row = hashes[i], rows[i]
-        cell = ((h >> U64(32)) * k) >> U64(32)
-        at = row * num_perm + np.int64(cell)
-        value = np.uint32((h >> U64(1)) & U64(0x7FFFFFFF))
-        if value < flat[at]:
-            flat[at] = value
-        live[row] = True
-    own = np.empty(num_perm, dtype=np.uint32)  # the row's bins before densifying: probes read these only
+        _bin(flat, rows[i] * num_perm, hashes[i], num_perm)
+        live[rows[i]] = True
+    own = np.empty(num_perm, dtype=np.uint32)
     for row in range(len(live)):
-        if not live[row]:  # rows without shingles stay empty
-            continue
-        base = row * num_perm
-        for j in range(num_perm):
-            own[j] = flat[base + j]
-        for j in range(num_perm):
-            if own[j] == EMPTY:
-                flat[base + j] = _probe(own, j)
+        if live[row]:  # rows without shingles stay empty
+            _densify(flat, row * num_perm, own)
+
+
+@_jit
+def sketch(flat, lengths, ngram, num_perm, sig):
+    """signatures(*combine(flat, lengths, ngram)) row by row, without the shingle arrays: a row's
+    shingles and bins stay in cache. `sig` (n_rows * num_perm) is all EMPTY on entry."""
+    top, start = _top(ngram), 0
+    shingles = np.empty(max(lengths.max() if len(lengths) else 0, 1), dtype=np.uint64)
+    own = np.empty(num_perm, dtype=np.uint32)
+    for row in range(len(lengths)):
+        made = _row_shingles(flat, start, lengths[row], ngram, top, shingles)
+        start += lengths[row]
+        for i in range(made):
+            _bin(sig, row * num_perm, shingles[i], num_perm)
+        if made:
+            _densify(sig, row * num_perm, own)
+
+
+@_jit
+def _densify(flat, base, own):
+    """minhash._densify for the row at flat[base:]: each empty bin j takes the value of the row's
+    original bin probe(j, t) for the first t where that bin is filled."""
+    num_perm = len(own)
+    for j in range(num_perm):  # probes read these, never a bin filled in this loop (loops compile faster than slices)
+        own[j] = flat[base + j]
+    for j in range(num_perm):
+        if own[j] == EMPTY:
+            flat[base + j] = _probe(own, j)
 
 
 @_jit
 def _probe(own, j):
-    """minhash._densify for bin j: the value of bin probe(j, t) for the first t where it is filled
-    (EMPTY if none in the numpy code's 4096 rounds)."""
+    """The value of bin probe(j, t) for the first t where it is filled (EMPTY if none in the numpy
+    code's 4096 rounds)."""
     n = U64(len(own))
     for t in range(1, 4097):
         value = own[np.int64(mix(U64(j) * PRIME + U64(t)) % n)]

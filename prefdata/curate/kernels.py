@@ -39,4 +39,5 @@ def warm_up() -> float:
     rows, hashes = np.empty(n - 2, dtype=np.int64), np.empty(n - 2, dtype=np.uint64)  # 2 rows of >= 2 tokens
     NUMBA.combine(flat[:n], lengths, 2, n - 2, rows, hashes)
     NUMBA.signatures(rows, hashes, 8, np.full(16, NUMBA.EMPTY, dtype=np.uint32))
+    NUMBA.sketch(flat[:n], lengths, 2, 8, np.full(16, NUMBA.EMPTY, dtype=np.uint32))
     return time.perf_counter() - start
