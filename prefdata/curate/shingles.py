@@ -1,4 +1,5 @@
-"""Hashed n-gram shingles of many texts at once, with numpy over the texts' UTF-8 bytes (no per-row loop).
+"""Hashed n-gram shingles of many texts at once, over the texts' UTF-8 bytes: numba kernels where numba is
+installed (kernels.py), else numpy (no per-row loop); both give the same hashes.
 
 Words for spaced scripts; characters for scripts written without spaces (Chinese, Japanese, Thai...),
 where a word split would make a whole paragraph one token. `auto` chooses per text. Text is
