@@ -113,12 +113,13 @@ def generate(rows: int, folder: Path, seed: int) -> None:
 
 def curate(folder: Path) -> None:
     """The measured pass (child process): read, exact dedupe, near dedupe, length-bias report."""
+    from prefdata.curate import kernels
     from prefdata.curate.config import DedupeConfig, NearDedupeConfig
     from prefdata.curate.dedupe import exact
     from prefdata.curate.length_bias import length_bias_report
     from prefdata.curate.near_dedupe import near_dedupe
 
-    timings = {}
+    timings = {"path": kernels.PATH, "compile_s": kernels.warm_up()}  # numba's compile or cache load, not timed below
     load = os.getloadavg()[0]
     cpu, start = time.process_time(), time.perf_counter()
 
@@ -291,6 +292,7 @@ def main() -> None:
         print(f"generated {args.rows:,} pairs in {time.perf_counter() - mark:.1f} s "
               f"({(folder / 'pairs.parquet').stat().st_size / 1e6:.0f} MB parquet)")
         run = json.loads(child("curate", folder).strip().splitlines()[-1])
+        print(f"shingling path: {run['path']} (compile or cache load {run['compile_s']:.2f} s, before the pass)")
         print(f"curation pass: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU (load average "
               f"{run['load_before']:.1f} -> {run['load_after']:.1f} on {os.cpu_count()} cores), "
               f"peak RSS {run['peak_mb']:.0f} MB, "
@@ -325,7 +327,8 @@ def main() -> None:
               f"datasketch extrapolated: {ds['datasketch_extrapolated_s']:.0f} s wall, "
               f"{ds['datasketch_cpu_s'] / ds['sample_rows'] * args.rows:.0f} s CPU; speed-up {speedup:.1f}x wall, "
               f"{speedup_cpu:.1f}x CPU")
-        print(json.dumps({"rows": args.rows, "wall_s": round(run["wall_s"], 2), "cpu_s": round(run["cpu_s"], 2),
+        print(json.dumps({"rows": args.rows, "path": run["path"], "compile_s": round(run["compile_s"], 2),
+                          "wall_s": round(run["wall_s"], 2), "cpu_s": round(run["cpu_s"], 2),
                           "load_avg": round(run["load_before"], 1), "peak_mb": round(run["peak_mb"]),
                           "recall": round(figures["recall"], 4), "precision": round(figures["precision"], 4),
                           "exact_recall": round(figures["exact_recall"], 4),

@@ -15,13 +15,32 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from prefdata.curate.shingles import PRIME, mix
+from prefdata.curate.kernels import NUMBA
+from prefdata.curate.shingles import PRIME, combine, mix
 
 EMPTY = np.uint32(0xFFFFFFFF)  # values are 31-bit, so no value equals it
 
 
 def signatures(rows: np.ndarray, hashes: np.ndarray, n_rows: int, num_perm: int = 128) -> np.ndarray:
     """(n_rows, num_perm) uint32 MinHash signatures; a row without shingles is all EMPTY."""
+    if NUMBA:
+        flat = np.full(n_rows * num_perm, EMPTY, dtype=np.uint32)
+        NUMBA.signatures(rows.astype(np.int64, copy=False), hashes, num_perm, flat)
+        return flat.reshape(n_rows, num_perm)
+    return _numpy_signatures(rows, hashes, n_rows, num_perm)
+
+
+def token_signatures(flat: np.ndarray, lengths: np.ndarray, ngram: int, num_perm: int = 128) -> np.ndarray:
+    """signatures of the n-gram shingles of token hashes laid end to end (`lengths` tokens per row).
+    With numba, row by row without the arrays of every shingle and its row."""
+    if NUMBA:
+        flat_sig = np.full(len(lengths) * num_perm, EMPTY, dtype=np.uint32)
+        NUMBA.sketch(flat, lengths, ngram, num_perm, flat_sig)
+        return flat_sig.reshape(len(lengths), num_perm)
+    return signatures(*combine(flat, lengths, ngram), len(lengths), num_perm)
+
+
+def _numpy_signatures(rows: np.ndarray, hashes: np.ndarray, n_rows: int, num_perm: int) -> np.ndarray:
     k = np.uint64(num_perm)
     cell = ((hashes >> np.uint64(32)) * k) >> np.uint64(32)  # the bin, then its flat index (in place: fewer passes)
     cell += rows.astype(np.uint64) * k

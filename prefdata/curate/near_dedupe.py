@@ -12,7 +12,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.curate import minhash
 from prefdata.curate.config import NearDedupeConfig
-from prefdata.curate.shingles import Unit, shingle_hashes
+from prefdata.curate.shingles import Unit, shingle_hashes, token_hashes
 from prefdata.curate.text import all_text, pair_id_column, pair_text
 
 STAGE = "near_dedupe"
@@ -64,8 +64,7 @@ def _signatures(n: int, chunk: Callable[[int, int], pl.Series], ngram: int, unit
 
     def work(start: int) -> None:
         texts = chunk(start, CHUNK)
-        row_ids, hashes = shingle_hashes(texts, ngram, unit)
-        sig[start:start + texts.len()] = minhash.signatures(row_ids, hashes, texts.len(), num_perm)
+        sig[start:start + texts.len()] = minhash.token_signatures(*token_hashes(texts, unit), ngram, num_perm)
 
     starts = range(0, n, CHUNK)
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1, 8)) as pool:

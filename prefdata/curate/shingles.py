@@ -1,4 +1,5 @@
-"""Hashed n-gram shingles of many texts at once, with numpy over the texts' UTF-8 bytes (no per-row loop).
+"""Hashed n-gram shingles of many texts at once, over the texts' UTF-8 bytes: numba kernels where numba is
+installed (kernels.py), else numpy (no per-row loop); both give the same hashes.
 
 Words for spaced scripts; characters for scripts written without spaces (Chinese, Japanese, Thai...),
 where a word split would make a whole paragraph one token. `auto` chooses per text. Text is
@@ -11,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+
+from prefdata.curate.kernels import NUMBA
 
 Unit = Literal["words", "chars", "auto"]
 SPACES = ("\u00a0", "\u3000", "\u2009", "\u202f", "\u2028")
@@ -81,10 +84,26 @@ def token_hashes(texts: pl.Series, unit: Unit = "words") -> tuple[np.ndarray, np
 
 def tokens_from_bytes(data: np.ndarray, offsets: np.ndarray, unit: Unit = "words") -> tuple[np.ndarray, np.ndarray]:
     """token_hashes over `_utf8`'s bytes and row offsets."""
-    by_chars = None
-    if unit != "words":
-        by_chars = _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
-    if by_chars is None or not by_chars.any():
+    by_chars = _by_chars(data, offsets, unit)
+    return (_numba_tokens if NUMBA else _numpy_tokens)(data, offsets, by_chars)
+
+
+def _by_chars(data: np.ndarray, offsets: np.ndarray, unit: Unit) -> np.ndarray:
+    """True at the rows cut into characters."""
+    if unit == "words":
+        return np.zeros(len(offsets) - 1, dtype=bool)
+    return _char_rows(data, offsets) if unit == "auto" else np.ones(len(offsets) - 1, dtype=bool)
+
+
+def _numba_tokens(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over each row's bytes. Room for a token per byte: pages past the last token are never
+    touched, so never faulted in."""
+    flat, lengths = np.empty(max(len(data) - 16, 0), dtype=np.uint64), np.empty(len(offsets) - 1, dtype=np.int64)
+    return flat[:NUMBA.tokens(data, _words(data), offsets, by_chars, flat, lengths)], lengths
+
+
+def _numpy_tokens(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not by_chars.any():
         starts, ends = _word_spans(data, offsets)
     else:
         starts, ends = _mixed_spans(data, offsets, by_chars)
@@ -126,10 +145,16 @@ def _mixed_spans(data: np.ndarray, offsets: np.ndarray, by_chars: np.ndarray) ->
     return np.flatnonzero(inside & (cut | ~before)), np.flatnonzero(before & (cut | ~inside))
 
 
+def _words(data: np.ndarray) -> np.ndarray:
+    """words[i]: the 8 bytes from byte i as one little-endian integer (an unaligned read; the padding
+    keeps the last ones inside the buffer)."""
+    return np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+
+
 def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each byte span data[start:end], read 8 unaligned bytes at a time: one read
     covers most words; longer spans add one read per 8 bytes."""
-    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    words = _words(data)
     size = ends - starts
     hashed = words[starts]
     hashed &= MASKS[np.minimum(size, 8)]
@@ -180,7 +205,19 @@ def _whole_windows(first_bad: np.ndarray, bad: np.ndarray, span: int, ngram: int
 
 
 def combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """n-gram hashes from token hashes laid end to end (`lengths` tokens per row)."""
+    """(row, hash) of the n-grams of token hashes laid end to end (`lengths` tokens per row)."""
+    return (_numba_combine if NUMBA else _numpy_combine)(flat, lengths, ngram)
+
+
+def _numba_combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    full = int(np.maximum(lengths - ngram + 1, 0).sum())
+    total = full + int(np.count_nonzero((lengths > 0) & (lengths < ngram)))
+    rows, hashes = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.uint64)
+    NUMBA.combine(flat, lengths, ngram, full, rows, hashes)
+    return rows, hashes
+
+
+def _numpy_combine(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # empty input gives empty arrays
     full = lengths >= ngram
     counts = np.where(full, lengths - ngram + 1, 0)
