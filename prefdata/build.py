@@ -117,6 +117,7 @@ class _Flow:
     judging: dict
     failed: dict = field(default_factory=dict)  # stage -> failed requests, which a re-run retries
     review: dict | None = None  # what a person decided (`prefdata review`), when the folder holds decisions
+    sources: list[dict] = field(default_factory=list)  # what each spec source gave to the mix
 
 
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
@@ -173,14 +174,14 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     if "scores" in judged_extras:
         tables["scores"] = judged_extras["scores"]
     return _Flow(paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
-                 judging, {stage: f for stage, f in failed.items() if f["failed"]})
+                 judging, {stage: f for stage, f in failed.items() if f["failed"]}, sources=sources.mix)
 
 
 def _curate_only(spec: Spec, runner: Runner) -> _Flow:
     sources = read_pairs(spec)
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
     runner.done("sources")
-    return _Flow(sources.kept, [sources.dropped], counts, {}, {})
+    return _Flow(sources.kept, [sources.dropped], counts, {}, {}, sources=sources.mix)
 
 
 def _step_counts(data: pl.DataFrame, step, result: schema.StageResult) -> dict:
@@ -205,6 +206,14 @@ def _curate(flow: _Flow, spec: Spec, ctx: Context, runner: Runner) -> None:
         flow.data = curated.kept
         flow.dropped.append(curated.dropped)
     runner.done("curate")
+
+
+def _source_rows(flow: _Flow, spec: Spec) -> dict:
+    """What each spec source gave (rows read, taken by its limit or weight), and the rows of the final data by
+    their `source` value. Paths as the spec shows them: ${ENV} values and URL credentials stay out."""
+    final = flow.data.group_by("source").len().sort("source") if "source" in flow.data.columns else None
+    return {"read": [{**s, "path": spec.shown(s["path"])} for s in flow.sources],
+            "in_data": dict(final.iter_rows()) if final is not None else {}}
 
 
 def _check_review_log(out: Path) -> None:
@@ -301,6 +310,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "failed_requests": flow.failed,  # per stage; those stages are not marked finished
         "review": flow.review,
+        "sources": _source_rows(flow, spec),
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),

@@ -91,7 +91,13 @@ class SourceSpec(Strict):
     path: str = Field(description="Prompts or preference data: file, dataset folder or Hub id.")
     format: str | None = Field(None, description="Input format; detected when omitted.")
     split: str | None = Field(None, description="Split of a dataset folder or Hub dataset.")
-    limit: int | None = Field(None, ge=1, description="Read at most this many rows.")
+    limit: int | None = Field(None, ge=1, description="Take at most this many rows.")
+    weight: float | None = Field(None, gt=0, le=1, description="Take this share of the rows (0.25: a quarter), "
+                                 "to mix sources in chosen proportions; with `limit`, the smaller of the two.")
+    sample: Literal["first", "random"] | None = Field(
+        None, description="Which rows `limit`/`weight` take: the first ones, or a random sample seeded by `seed` "
+                          "(default: first for a limit alone, random with a weight).")
+    seed: int = Field(0, ge=0, description="Seed of the random sample: the same rows on every run.")
     on_error: Literal["raise", "skip"] = Field("raise", description="skip: bad records go to dropped.parquet "
                                                                     "with their reason instead of stopping.")
 

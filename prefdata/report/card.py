@@ -221,6 +221,21 @@ def _plots(plots: list[str]) -> str:
     return "\n\n".join(f"![{PLOTS[name]}]({name})" for name in plots)
 
 
+def _sources(sources: dict | None) -> str:
+    """Rows each spec source gave (read, then taken by its limit or weight), and the final rows by `source`."""
+    if not sources or not sources.get("read"):
+        return ""
+    lines = ["## Sources", "", "| source | rows read | taken | rule |", "|---|---:|---:|---|"]
+    for s in sources["read"]:
+        rule = ", ".join(f"{k} {s[k]:g}" for k in ("weight", "limit") if s.get(k) is not None) or "all rows"
+        name = s["path"] + (f" ({s['split']})" if s.get("split") else "")
+        lines.append(f"| `{name}` | {s['rows']:,} | {s['taken']:,} | {rule} |")
+    if sources.get("in_data"):
+        lines += ["", "Rows in the final data by their `source`: " + ", ".join(
+            f"{name or 'none'}: {count:,}" for name, count in sources["in_data"].items()) + "."]
+    return "\n".join(lines) + "\n\n"
+
+
 def _review(review: dict | None) -> str:
     """What a person checked (`prefdata review`), and how often the labels and judges matched their decisions."""
     if not review:
@@ -272,7 +287,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_counts_table(manifest["counts"])}
 
-## Judges
+{_sources(manifest.get("sources"))}## Judges
 
 {_judges_table(manifest.get("judging") or {}, _judge_backends(spec))}
 
