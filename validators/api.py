@@ -28,6 +28,7 @@ from prefdata.validators.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
 SPLIT = "split"  # a column written by curation's split step: rows of every split, checked for leakage
+LANGUAGE = "language"  # a column written by a language filter: the prompt's language, checked against answers
 MANIFEST = "manifest.json"
 
 
@@ -166,7 +167,7 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
     fields = input_fields(data, split)
     if category is not None and category not in fields:
         raise PrefdataError(f"{data}: no field {category!r} for --category (fields: {', '.join(sorted(fields))})")
-    for column in {c for c in (category, SPLIT) if c in fields}:  # fields the canonical table does not keep
+    for column in {c for c in (category, SPLIT, LANGUAGE) if c in fields}:  # fields the canonical table does not keep
         frame = frame.with_columns(raw_column(data, column, result.dropped, split).alias(column))
     report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
                             test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from prefdata.validators.checks import content, diversity, duplicates, judging, leakage, preference
+from prefdata.validators.checks import content, diversity, duplicates, judging, language, leakage, preference
 from prefdata.validators.inputs import Inputs
 from prefdata.validators.result import CheckResult, Severity, skipped
 
@@ -48,6 +48,8 @@ CATALOGUE: tuple[Check, ...] = (
     Check("prompt_near_duplicates", "warning", diversity.prompt_near_duplicates, ALL,
           "prompts are not reworded copies"),
     Check("prompt_categories", "warning", diversity.prompt_categories, ALL, "no category dominates the prompts"),
+    Check("mixed_language", "warning", language.mixed_language, ("pairwise", "unpaired"),
+          "answers in the prompt's language (with a `language` column)"),
 )
 NAMES = tuple(c.name for c in CATALOGUE)
 # Checks that cannot run on data that failed these (columns or text missing) are skipped.

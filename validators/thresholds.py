@@ -38,6 +38,8 @@ class Thresholds(BaseModel):
     max_prompt_near_duplicate_rate: float = Field(0.1, ge=0, le=1,
                                                   description="Share of prompts near-duplicating an earlier one.")
     max_category_share: float = Field(0.5, ge=0, le=1, description="Largest share of one prompt category.")
+    max_mixed_language_share: float = Field(0.02, ge=0, le=1, description="Share of pairs answering in another "
+                                                                          "language than the prompt's.")
     max_truncated_share: float = Field(0.05, ge=0, le=1,
                                        description="Share of prompt + completion longer than max_length.")
     max_length: int = Field(1024, ge=1, description="Training max_length in tokens (TRL's DPOConfig default).")

@@ -181,6 +181,9 @@ def filter_(
     max_length: Optional[int] = typer.Option(None, help="Longest chosen/rejected answer allowed."),
     max_prompt_length: Optional[int] = typer.Option(None, help="Longest prompt (all turns) allowed."),
     max_length_ratio: Optional[float] = typer.Option(None, help="Largest longer/shorter answer length ratio."),
+    language: Optional[str] = typer.Option(None, help="Keep pairs whose prompt is in these languages, ISO 639-1 "
+                                           "codes separated by commas (en,de); adds a `language` column. Needs "
+                                           "the language extra (lingua)."),
     unit: LengthUnit = typer.Option(LengthUnit.chars, help="Unit of the length bounds."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer for --unit tokens (default: the embedded model's)."),
     decontaminate: list[str] = typer.Option([], "--decontaminate", help="Evaluation set (file or Hub id) whose "
@@ -192,13 +195,15 @@ def filter_(
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Keep pairs within score-margin, agreement and length bounds, and free of evaluation n-grams."""
+    """Keep pairs within score-margin, agreement and length bounds, in the given languages, and free of evaluation
+    n-grams."""
     from prefdata.curate.config import DecontaminateConfig, FilterConfig
 
     configs: list = [make_config(FilterConfig, min_margin=min_margin, min_agreement=min_agreement,
                                  min_confidence=min_confidence, min_length=min_length, max_length=max_length,
                                  max_prompt_length=max_prompt_length,
-                                 max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer)]
+                                 max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer,
+                                 language=language.split(",") if language is not None else None)]
     if decontaminate:
         configs.append(make_config(DecontaminateConfig, {"eval_sets": "--decontaminate", "field": "--eval-field",
                                                          "ngram": "--eval-ngram"},

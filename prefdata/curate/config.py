@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Step(BaseModel):
@@ -66,6 +66,22 @@ class FilterConfig(Step):
     max_prompt_length: int | None = Field(None, ge=1, description="Longest prompt (all turns) allowed.")
     max_length_ratio: float | None = Field(
         None, ge=1, description="Largest longer/shorter answer length ratio allowed.")
+    language: list[str] | None = Field(
+        None, min_length=1, description="Keep pairs whose prompt (its user turns) is in one of these languages, "
+                                        "ISO 639-1 codes (en, de...); adds a `language` column. Needs lingua.")
+    keep_undetermined: bool = Field(True, description="With `language`: keep pairs whose prompt's language cannot "
+                                                      "be told (a few words, no letters); they are counted.")
+
+    @field_validator("language")
+    @classmethod
+    def _codes(cls, codes: list[str] | None) -> list[str] | None:
+        if codes is None:
+            return None
+        codes = [code.strip().lower() for code in codes]
+        bad = [code for code in codes if not (len(code) == 2 and code.isascii() and code.isalpha())]
+        if bad:
+            raise ValueError(f"not ISO 639-1 codes (two letters, such as en or de): {', '.join(bad)}")
+        return codes
 
 
 class DecontaminateConfig(Step):

@@ -1,4 +1,5 @@
-"""Row filters: score margin, judge agreement, judge confidence, answer and prompt length, answer length ratio.
+"""Row filters: score margin, judge agreement, judge confidence, answer and prompt length, answer length ratio,
+the prompt's language.
 
 Each bound is optional; a row failing several bounds is dropped once, with the first reason in the
 order below (a missing or non-finite margin/agreement counts as failing: the bound is a promise about what is
@@ -31,7 +32,7 @@ def _missing(column: str) -> pl.Expr:
     return ~pl.col(column).is_finite().fill_null(False)
 
 
-def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
+def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str | pl.Expr]]:
     """(reason, failing-row expression, detail) for each bound the config sets, in priority order."""
     checks = []
     if config.min_margin is not None:
@@ -56,6 +57,12 @@ def _checks(config: FilterConfig) -> list[tuple[str, pl.Expr, str]]:
         ratio = longer / pl.max_horizontal(shorter, 1)
         checks.append(("length_ratio", ratio > config.max_length_ratio,
                        f"longer/shorter answer > {config.max_length_ratio}"))
+    if config.language is not None:
+        wanted = ", ".join(config.language)
+        if not config.keep_undetermined:
+            checks.append(("language_undetermined", pl.col("language").is_null(), "no language could be told"))
+        checks.append(("language", ~pl.col("language").is_in(config.language),
+                       pl.format("prompt in {}, not {}", pl.col("language"), pl.lit(wanted))))
     return checks
 
 
@@ -71,6 +78,10 @@ def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=No
     borrowed = []  # a column added only to test a bound, not written out
     if config.min_confidence is not None and "confidence" not in frame.columns:
         frame, borrowed = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("confidence")), ["confidence"]
+    if config.language is not None:  # a column the data keeps: each pair's prompt language
+        from prefdata.curate.language import prompt_languages
+
+        frame = frame.with_columns(prompt_languages(frame).alias("language"))
     checks = _checks(config)
     if not checks:
         return schema.StageResult(frame, schema.empty(schema.DROPPED))
@@ -80,8 +91,9 @@ def filter_pairs(frame: pl.DataFrame, config: FilterConfig | None = None, ctx=No
     reason = pl.lit(None, dtype=pl.String)
     detail = pl.lit(None, dtype=pl.String)
     for name, failing, why in reversed(checks):  # the first failing check wins
+        why = why if isinstance(why, pl.Expr) else pl.lit(why)
         reason = pl.when(failing.fill_null(False)).then(pl.lit(name)).otherwise(reason)
-        detail = pl.when(failing.fill_null(False)).then(pl.lit(why)).otherwise(detail)
+        detail = pl.when(failing.fill_null(False)).then(why).otherwise(detail)
     marked = marked.with_columns(reason.alias("_reason"), detail.alias("_detail"))
     helpers = [c for c in marked.columns if c not in frame.columns] + borrowed
     out = marked.filter(pl.col("_reason").is_not_null())
