@@ -15,8 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import polars as pl
-
 from prefdata.curate.language import DISTANCE, user_text
 from prefdata.io import read_dataset
 

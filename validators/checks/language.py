@@ -28,10 +28,16 @@ def mixed_language(inp: Inputs) -> CheckResult:
     flagged = int(inp.frame.select(mixed).to_series().sum())
     limit = inp.thresholds.max_mixed_language_share
     share = flagged / inp.rows if inp.rows else 0.0
-    shown = {f"{c}_language": pl.lit(found[c]) for c in answers}
+    framed = inp.frame.with_columns(found.rename(lambda c: f"_{c}_language"))
+    shown = {f"{c}_language": pl.col(f"_{c}_language") for c in answers}
     return CheckResult(NAME, "warning", share <= limit, round(share, 4), limit,
                        f"{flagged} of {inp.rows} pairs answer in another language than the prompt's",
-                       figures={"rows": flagged, **{c: dict(found[c].value_counts().sort("count", descending=True)
-                                                             .head(5).iter_rows()) for c in answers}},
-                       examples=example_rows(inp.frame, mixed, inp.examples, prompt=joined_text("prompt"),
+                       figures={"rows": flagged, **{c: _top(found[c]) for c in answers}},
+                       examples=example_rows(framed, mixed, inp.examples, prompt=joined_text("prompt"),
                                              language=pl.col("language"), **shown))
+
+
+def _top(languages: pl.Series, n: int = 5) -> dict[str, int]:
+    """The most common answer languages (undetermined as "unsure")."""
+    counts = languages.fill_null("unsure").value_counts(sort=True).head(n)
+    return dict(counts.iter_rows())
