@@ -42,7 +42,7 @@ def _spec_keys(key: str) -> Iterator[None]:
         raise
 
 
-def _sampled(frame: pl.DataFrame, source: SourceSpec, id_column: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _sampled(frame: pl.DataFrame, source: SourceSpec, id_column: str, shown: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows a source gives to the mix: `weight` (a share) and `limit` (a count) take the first rows, or a
     random sample in a seeded hash order of the row ids (not the file's order: the same rows whatever the
     order), kept in file order. The rest are dropped with reason `not_sampled`."""
@@ -58,7 +58,7 @@ def _sampled(frame: pl.DataFrame, source: SourceSpec, id_column: str) -> tuple[p
         chosen = key.rank("ordinal") <= take  # a repeated id: its copies in file order
     marked = frame.with_columns(chosen.alias("_take"))
     dropped = schema.dropped_rows(marked.filter(~pl.col("_take")).drop("_take"), STAGE, "not_sampled",
-                                  id_column=id_column, detail=f"{source.path}: {rule}")
+                                  id_column=id_column, detail=f"{shown}: {rule}")  # shown: no ${ENV} values
     return marked.filter(pl.col("_take")).drop("_take"), dropped
 
 
@@ -76,7 +76,7 @@ def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique:
                 "a source for generation needs prompts"
             raise PrefdataError(f"{source.path}: {result.kind} data cannot be used here ({hint})")
         read = schema.conform(result.frame, columns).select(list(columns))
-        frame, over = _sampled(read, source, id_column)
+        frame, over = _sampled(read, source, id_column, spec.shown(source.path))
         frames.append(frame)
         mix.append(_mix(source, read.height, frame.height))
         dropped += [result.dropped.with_columns(pl.lit(STAGE).alias("stage")), over]
