@@ -50,7 +50,8 @@ def test_clean_planted_data_passes_every_check(clean):
         "encoding", "prompt_distinct_ngrams", "prompt_near_duplicates"}
     # Checks that need something this data lacks say so instead of passing silently.
     assert {c.name for c in report.checks if c.skipped} == {
-        "margin", "split_leakage", "judge_parse_failures", "judge_position_consistency", "prompt_categories"}
+        "margin", "split_leakage", "judge_parse_failures", "judge_position_consistency", "prompt_categories",
+        "mixed_language"}
 
 
 def test_schema_fails_on_the_records_hh_rlhf_sets_aside(hh):
@@ -300,4 +301,4 @@ def test_prompt_categories_distribution(clean):
 
 
 def test_every_catalogue_check_is_named_once():
-    assert len(NAMES) == len(set(NAMES)) == 17
+    assert len(NAMES) == len(set(NAMES)) == 18
