@@ -50,7 +50,12 @@ def main() -> None:
     texts = [t for path in FILES for t in read_dataset(path, on_error="skip").frame
              .select(user_text().alias("t"))["t"].str.slice(0, 2000).to_list()]
     routes = {f"lingua, min distance {DISTANCE} (prefdata)": lingua(DISTANCE), "lingua, no minimum": lingua(None),
-              "lingua, low accuracy": lingua(None, low=True), "langdetect": langdetect_all}
+              "lingua, low accuracy": lingua(None, low=True)}
+    try:
+        import langdetect  # noqa: F401  the peer, when installed
+        routes["langdetect"] = langdetect_all
+    except ImportError:
+        print("langdetect is not installed (pip install langdetect): left out")
     results = {}
     print(f"{len(texts)} English prompts (HH-RLHF harmless-base test, LLaMA-Factory dpo_en_demo)")
     print(f"{'route':<40}{'seconds':>9}{'English':>9}{'other':>7}{'unsure':>8}")

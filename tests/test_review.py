@@ -271,6 +271,8 @@ def test_the_api_refuses_what_it_should(hh):
         assert status == 400 and "a drop needs a reason" in body["error"]
         status, body, _ = call(base, "/api/decide", {"pair_id": "nope", "decision": "accept"}, TOKEN)
         assert status == 404
+        dropped_id = data.index.filter(pl.col("kind") == "dropped")["pair_id"][0]  # a row the reader set aside
+        assert call(base, "/api/decide", {"pair_id": dropped_id, "decision": "accept"}, TOKEN)[0] == 404
         assert call(base, "/api/decide", b"x" * 20_000, TOKEN)[0] == 413
         assert call(base, "/api/decide", b'{"pair_id": "\\ud800", "decision": "accept"}', TOKEN)[0] == 400
         assert call(base, "/api/decide", b"[" * 10_000, TOKEN)[0] == 400
@@ -340,6 +342,19 @@ def test_the_page_opens_every_hostile_input_or_says_why(tmp_path):
             refused += 1
             continue
         total, rows = index.query(data, {"show": "all"}, 0, 50)
-        assert total == data.index.height and all(index.view(data, r["row"]) is not None for r in rows[:5])
+        assert total == data.index.height and all(index.view(data, r["row"]) is not None for r in rows)
         opened += 1
     assert opened >= 30 and refused >= 15, (opened, refused)
+
+
+def test_huge_texts_and_deep_records_reach_the_page_bounded(tmp_path):
+    """A 300,000-character answer is sent by its head and says how much is left out; a line 100,000 brackets deep,
+    which the reader set aside, shows as its (clipped) text, never a RecursionError."""
+    path = tmp_path / "odd.jsonl"
+    huge = {"prompt": "Tell me a long story.", "chosen": "Once upon a time " * 18_000, "rejected": "No."}
+    path.write_text(json.dumps(huge) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    data = index.load(path)
+    pair = index.view(data, 0)["pair"]["chosen"][0]["content"]
+    assert len(pair) < index.CLIP + 100 and pair.endswith("more characters not shown)")
+    dropped = index.view(data, 1)
+    assert dropped["kind"] == "dropped" and "pair" not in dropped and len(dropped["record"]) < index.CLIP + 100

@@ -53,9 +53,5 @@ def user_text(column: str = "prompt") -> pl.Expr:
     return pl.col(column).list.eval(user).list.join("\n")
 
 
-def answer_text(column: str) -> pl.Expr:
-    return pl.col(column).list.last().struct.field("content")
-
-
 def prompt_languages(frame: pl.DataFrame) -> pl.Series:
     return detect(frame.select(user_text().alias("language")).to_series())

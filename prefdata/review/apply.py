@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from prefdata import schema
+from prefdata.curate.text import final_text
 from prefdata.rates import rate
 from prefdata.review import log
 
@@ -72,16 +73,21 @@ def summary(pairs: pl.DataFrame, decisions: pl.DataFrame, judgments: pl.DataFram
     return out
 
 
-def _last_answer(column: str) -> pl.Expr:
-    return pl.col(column).list.last().struct.field("content")
+def with_candidate_ids(pairs: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """`chosen_id` and `rejected_id`: the candidates (same prompt, same answer text) each side came from; null
+    where a pair did not come from this build's candidates."""
+    ids = candidates.select("prompt_id", "candidate_id", "response").unique(["prompt_id", "response"], keep="first")
+    return (pairs.with_columns(final_text("chosen").alias("_c"), final_text("rejected").alias("_r"))
+            .join(ids.rename({"response": "_c", "candidate_id": "chosen_id"}), on=["prompt_id", "_c"], how="left",
+                  maintain_order="left")
+            .join(ids.rename({"response": "_r", "candidate_id": "rejected_id"}), on=["prompt_id", "_r"], how="left",
+                  maintain_order="left")
+            .drop("_c", "_r"))
 
 
 def _judge_agreement(decided: pl.DataFrame, judgments: pl.DataFrame, candidates: pl.DataFrame) -> dict:
-    ids = candidates.select("prompt_id", "candidate_id", "response").unique(["prompt_id", "response"])
-    sides = (decided.filter(pl.col("decision").is_in(["accept", "swap"]))
-             .select("prompt_id", "decision", _last_answer("chosen").alias("c"), _last_answer("rejected").alias("r"))
-             .join(ids.rename({"response": "c", "candidate_id": "chosen_id"}), on=["prompt_id", "c"])
-             .join(ids.rename({"response": "r", "candidate_id": "rejected_id"}), on=["prompt_id", "r"])
+    sides = (with_candidate_ids(decided.filter(pl.col("decision").is_in(["accept", "swap"])), candidates)
+             .drop_nulls(["chosen_id", "rejected_id"])
              .select("prompt_id", pl.when(pl.col("decision") == "accept").then("chosen_id").otherwise("rejected_id")
                      .alias("preferred"), pl.min_horizontal("chosen_id", "rejected_id").alias("lo"),
                      pl.max_horizontal("chosen_id", "rejected_id").alias("hi")))

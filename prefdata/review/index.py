@@ -15,10 +15,12 @@ from pathlib import Path
 
 import polars as pl
 
-from prefdata import schema
+from prefdata import schema, strict_json
+from prefdata.curate.text import final_text
 from prefdata.review import apply, log
 
 SNIPPET = 140
+CLIP = 100_000  # characters of one text sent to the page
 # per-row flag (validators' row rules) -> the check in validation.json that counts it
 CHECKS = {"role_problem": "schema", "blank": "empty_text", "identical": "chosen_differs",
           "exact_repeat": "exact_duplicates", "near_repeat": "near_duplicates", "encoding_problem": "encoding",
@@ -48,7 +50,7 @@ def load(source: str | Path, *, background: bool = False) -> ReviewData:
     judgments = _optional(source / "judgments.parquet") if folder else None
     candidates = _optional(source / "candidates.parquet") if folder else None
     if candidates is not None:
-        pairs = _with_candidate_ids(pairs, candidates)
+        pairs = apply.with_candidate_ids(pairs, candidates)
     stamp = _stamp(source)
     checks = {c.get("name"): c for c in stamp.get("checks", []) if isinstance(c, dict)}
     pairs = pairs.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
@@ -138,27 +140,12 @@ def _file(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return result.frame, result.dropped
 
 
-def _last_answer(column: str) -> pl.Expr:
-    return pl.col(column).list.last().struct.field("content")
-
-
-def _with_candidate_ids(pairs: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
-    ids = candidates.select("prompt_id", "candidate_id", "response").unique(["prompt_id", "response"], keep="first")
-    return (pairs.with_columns(_last_answer("chosen").alias("_c"), _last_answer("rejected").alias("_r"))
-            .join(ids.rename({"response": "_c", "candidate_id": "chosen_id"}), on=["prompt_id", "_c"], how="left",
-                  maintain_order="left")
-            .join(ids.rename({"response": "_r", "candidate_id": "rejected_id"}), on=["prompt_id", "_r"], how="left",
-                  maintain_order="left")
-            .drop("_c", "_r"))
-
-
 def _snippet(column: str) -> pl.Expr:
-    return (pl.col(column).list.last().struct.field("content").str.replace_all(r"\s+", " ")
-            .str.slice(0, SNIPPET))
+    return final_text(column).str.slice(0, 4 * SNIPPET).str.replace_all(r"\s+", " ").str.slice(0, SNIPPET)
 
 
 def _pair_index(pairs: pl.DataFrame) -> pl.DataFrame:
-    chosen, rejected = (_last_answer(c).str.len_chars() for c in ("chosen", "rejected"))
+    chosen, rejected = (final_text(c).str.len_chars() for c in ("chosen", "rejected"))
     side = (pl.when(chosen > rejected).then(pl.lit("chosen")).when(chosen < rejected).then(pl.lit("rejected"))
             .otherwise(pl.lit("same")))
     split = pl.col("split") if "split" in pairs.columns else pl.lit(None, dtype=pl.String)
@@ -201,8 +188,9 @@ def view(data: ReviewData, row: int) -> dict | None:
     if item["kind"] == "dropped":
         return {**item, **_dropped_view(data, data.dropped.filter(pl.col("row") == row).row(0, named=True))}
     pair = data.pairs.filter(pl.col("row") == row).row(0, named=True)
-    return {**item, "pair": {k: pair.get(k) for k in ("prompt", "chosen", "rejected", "chosen_score", "rejected_score",
-                                                       "margin", "agreement", "confidence", "judges", "source")},
+    shown = {k: pair.get(k) for k in ("chosen_score", "rejected_score", "margin", "agreement", "confidence", "judges",
+                                      "source")}
+    return {**item, "pair": {**shown, **{k: _clipped_turns(pair.get(k)) for k in ("prompt", "chosen", "rejected")}},
             "checks": [_check(data, flag) for flag in item["flags"]],
             "verdicts": _verdicts(data, pair.get("prompt_id"), pair.get("chosen_id"), pair.get("rejected_id")),
             "decision": data.decisions.get(item["pair_id"])}
@@ -230,7 +218,8 @@ def _verdicts(data: ReviewData, prompt_id: str | None, first: str | None, second
         shown_first = {"ab": j["a_id"], "ba": j["b_id"]}.get(j["order"])
         out.append({"judge": j["judge"], "order": j["order"], "first": side.get(shown_first), "winner": picked,
                     "scores": {side.get(j["a_id"]): j["score_a"], side.get(j["b_id"]): j["score_b"]},
-                    "rationale": j["rationale"], "raw": j["raw"], "parse_ok": j["parse_ok"], "error": j["error"],
+                    "rationale": _clip(j["rationale"]), "raw": _clip(j["raw"]), "parse_ok": j["parse_ok"],
+                    "error": _clip(j["error"]),
                     "confidence": j.get("confidence")})
     return out
 
@@ -238,26 +227,40 @@ def _verdicts(data: ReviewData, prompt_id: str | None, first: str | None, second
 def _turns(value: object, role: str) -> list[dict]:
     """A record's field as turns to show: a plain string is one turn; anything else is shown as its JSON."""
     if isinstance(value, list) and all(isinstance(t, dict) for t in value):
-        return [{"role": str(t.get("role", "?")), "content": t.get("content") if isinstance(t.get("content"), str)
-                 else json.dumps(t.get("content"), ensure_ascii=False)} for t in value]
-    return [{"role": role, "content": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}]
+        return [{"role": str(t.get("role", "?")), "content": _clip(t.get("content"))} for t in value]
+    return [{"role": role, "content": _clip(value)}]
+
+
+def _clip(value: object) -> str | None:
+    """Text for the page, at most CLIP characters: a 50 MB answer is shown by its head, and says so."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= CLIP:
+        return text
+    return text[:CLIP] + f"\n… ({len(text) - CLIP:,} more characters not shown)"
+
+
+def _clipped_turns(turns: list[dict] | None) -> list[dict] | None:
+    return None if turns is None else [{**t, "content": _clip(t.get("content"))} for t in turns]
 
 
 def _dropped_view(data: ReviewData, dropped: dict) -> dict:
     """A removed row: its stage, reason and record; a comparison the panel could not decide also shows both
     answers and the judges' verdicts."""
-    try:
-        record = json.loads(dropped["record"] or "null")
+    try:  # a record the reader refused may be 100,000 brackets deep: bounded, strict parsing
+        record = strict_json.loads(dropped["record"] or "null")
+        record = record if strict_json.check(record) is None else None
     except ValueError:
         record = None
-    out = {"detail": dropped["detail"], "record": dropped["record"]}
+    out = {"detail": dropped["detail"], "record": _clip(dropped["record"] or "")}
     if isinstance(record, dict) and {"prompt", "chosen", "rejected"} <= record.keys():
         out["pair"] = {k: _turns(record[k], "user" if k == "prompt" else "assistant")
                        for k in ("prompt", "chosen", "rejected")}
     elif isinstance(record, dict) and data.candidates is not None and record.get("a_id") and record.get("b_id"):
         texts = dict(data.candidates.filter(pl.col("candidate_id").is_in([record["a_id"], record["b_id"]]))
                      .select("candidate_id", "response").iter_rows())
-        out["answers"] = {"a": texts.get(record["a_id"]), "b": texts.get(record["b_id"])}
+        out["answers"] = {side: _clip(texts.get(record[f"{side}_id"])) for side in ("a", "b")}
         out["verdicts"] = _verdicts(data, record.get("prompt_id"), record["a_id"], record["b_id"], ("a", "b"))
     return out
 

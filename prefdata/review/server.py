@@ -84,7 +84,7 @@ def make_app(data: index.ReviewData, hosts: list[str], token: str | None = None)
             decision = log.Decision.model_validate(log.parse_json(body.decode("utf-8")))
         except (ValueError, UnicodeDecodeError) as exc:
             return _secure(JSON({"error": _one_line(exc)}, 400))
-        if not (data.index["pair_id"] == decision.pair_id).any():
+        if not ((data.index["kind"] == "pair") & (data.index["pair_id"] == decision.pair_id)).any():  # not a drop
             return _secure(JSON({"error": f"no pair {decision.pair_id!r} here"}, 404))
         with lock:
             log.append(data.log, decision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from prefdata.curate.text import final_text
 from prefdata.validators.inputs import Inputs, example_rows, joined_text
 from prefdata.validators.result import CheckResult, skipped
 
@@ -15,12 +16,12 @@ def mixed_language(inp: Inputs) -> CheckResult:
     if "language" not in inp.frame.columns:
         return skipped(NAME, "warning", "no `language` column (a filter with `language` writes it)")
     try:
-        from prefdata.curate.language import answer_text, detect
+        from prefdata.curate.language import detect
     except ImportError:  # pragma: no cover - the module itself has no heavy import
         return skipped(NAME, "warning", "language identification is not installed")
     answers = ("chosen", "rejected") if inp.kind == "pairwise" else ("completion",)
     try:
-        found = pl.DataFrame({c: detect(inp.frame.select(answer_text(c).alias(c)).to_series()) for c in answers})
+        found = pl.DataFrame({c: detect(inp.frame.select(final_text(c).alias(c)).to_series()) for c in answers})
     except Exception as exc:  # noqa: BLE001 - lingua missing: PrefdataError says how to install it
         return skipped(NAME, "warning", str(exc))
     prompt = inp.frame["language"]
