@@ -32,6 +32,7 @@ from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
 from prefdata.preflight import check_request_count, check_spec
 from prefdata.report.card import render_card
+from prefdata.report.hub import SFT_FILE, write_splits
 from prefdata.report.plots import write_plots
 from prefdata.runner import Runner, StageSkipped
 from prefdata.sources import read_gold, read_pairs, read_prompts
@@ -287,13 +288,32 @@ def _validate(out: Path, spec: Spec, review: dict | None):
     return validate(out, spec=spec.model_dump(mode="json"), stamp=True, review_log=review and review["log"])
 
 
+SFT_FILES = (SFT_FILE, "sft.dropped.parquet")
+
+
+def _best_of_n(data: pl.DataFrame, spec: Spec, out: Path) -> dict | None:
+    """`output.sft`: the best answer per prompt as sft.parquet, the prompts left out (with reasons) beside it."""
+    if spec.output.sft is None:
+        return None
+    from prefdata.best_of_n import best_of_n
+
+    examples = best_of_n(data, spec.output.sft)
+    examples.kept.write_parquet(out / SFT_FILES[0])
+    examples.dropped.write_parquet(out / SFT_FILES[1])
+    return {"prompts": examples.kept.height + examples.dropped.height, "exported": examples.kept.height,
+            "dropped": dict(sorted(examples.dropped.group_by("reason").len().iter_rows())),
+            **spec.output.sft.model_dump()}
+
+
 def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
     dropped = pl.concat(flow.dropped, how="vertical_relaxed")
     write_table(flow.data, out / "data.parquet", form=spec.output.form)
+    splits = write_splits(flow.data, out, spec.output.form)
     dropped.write_parquet(out / "dropped.parquet")
     for name, table in flow.tables.items():
         table.write_parquet(out / f"{name}.parquet")
+    sft = _best_of_n(flow.data, spec, out)
     report = _validate(out, spec, flow.review)
     manifest = {
         "name": spec.shown(spec.name),  # ${ENV} values and URL credentials stay out of written files
@@ -310,6 +330,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "cost": ctx.meter.summary(),  # this run's paid requests; cache hits are free
         "failed_requests": flow.failed,  # per stage; those stages are not marked finished
         "review": flow.review,
+        "sft": sft,
         "sources": _source_rows(flow, spec),
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
@@ -318,9 +339,10 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     plots = write_plots(flow.data, out)
     written = {"data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", *plots,
-               *(f"{name}.parquet" for name in flow.tables)}
+               *(f"{name}.parquet" for name in flow.tables), *(SFT_FILES if sft else ()),
+               *(["data"] if "data" in {Path(p).parts[0] for p in splits.values()} else [])}
     removed = remove_stale(out, BUILD_FILES, written, keep=(".run", "review.jsonl"))  # a person's work stays
-    (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots), encoding="utf-8")
+    (out / "README.md").write_text(render_card(spec, flow.data, manifest, plots, splits), encoding="utf-8")
     failed = [f"{c.name} ({c.message})" for c in report.checks if c.severity == "error" and not c.passed]
     return BuildResult(out, flow.data.height, dropped.height, manifest, validation_passed=report.passed,
                        failed_requests=flow.failed, failed_checks=failed, removed=removed)

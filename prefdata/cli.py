@@ -266,6 +266,10 @@ from prefdata.commands.review import register as _register_review  # noqa: E402 
 
 _register_review(app)
 
+from prefdata.commands.export import register as _register_export  # noqa: E402  export --sft (best-of-n)
+
+_register_export(app)
+
 @app.command()
 def push(
     folder: Path = typer.Argument(..., help="Dataset folder written by prefdata build (or convert)."),

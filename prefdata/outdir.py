@@ -15,7 +15,8 @@ from prefdata.errors import PrefdataError
 
 BUILD = ("data.parquet", "dropped.parquet", "manifest.json", "validation.json", "README.md", "candidates.parquet",
          "judgments.parquet", "scores.parquet", "margins.png", "length_diff.png", "length_bias.png", ".run",
-         "validation_docs", "review.jsonl")
+         "validation_docs", "review.jsonl", "sft.parquet", "sft.dropped.parquet",
+         "data")  # data/: one file per split, where the data has several
 SAVE_TO_DISK = ("data-*.arrow", "dataset_info.json", "state.json", "validation.json", "validation_docs")
 SHOWN = 5
 

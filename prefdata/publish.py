@@ -18,10 +18,11 @@ import polars as pl
 import yaml
 
 from prefdata.errors import PrefdataError
+from prefdata.report.hub import SFT_FILE, configs, split_parts
 from prefdata.safe_yaml import loads
 
 # data.parquet goes up too: the stamp's file digest names it, so `align train` can check a downloaded copy.
-SIDE_FILES = ("data.parquet", "manifest.json", "validation.json", "margins.png", "length_diff.png",
+SIDE_FILES = ("data.parquet", SFT_FILE, "manifest.json", "validation.json", "margins.png", "length_diff.png",
               "length_bias.png")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -35,10 +36,7 @@ def _splits(folder: Path) -> dict[str, pl.DataFrame]:
     data = folder / "data.parquet"
     if not data.is_file():
         raise PrefdataError(f"{folder}: no data.parquet (or train.parquet) to publish")
-    frame = pl.read_parquet(data)
-    if "split" in frame.columns:
-        return {str(name): part.drop("split") for (name,), part in frame.group_by("split", maintain_order=True)}
-    return {"train": frame}
+    return split_parts(pl.read_parquet(data))
 
 
 def _card(folder: Path, splits: list[str]) -> str:
@@ -49,8 +47,8 @@ def _card(folder: Path, splits: list[str]) -> str:
     if text.startswith("---\n"):
         _, head, body = text.split("---\n", 2)
         meta = loads(head, str(source)).data or {}  # a folder's card is user input: the bounded loader
-    meta["configs"] = [{"config_name": "default",
-                        "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]
+    sft = (folder / SFT_FILE).is_file()
+    meta["configs"] = configs({s: f"data/{s}-*.parquet" for s in splits}, sft)  # the build's card, staged paths
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body.lstrip("\n")
 
 

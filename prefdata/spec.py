@@ -226,9 +226,35 @@ class GoldSpec(Strict):
     action: Literal["flag", "drop"] = Field("flag", description="flag: report it. drop: leave it out of the panel.")
 
 
+class SftSpec(Strict):
+    """Best-of-n: the judges' best answer per prompt as a supervised fine-tuning example."""
+
+    min_score: float | None = Field(None, ge=1, le=10, description="Keep a prompt's best answer only when its "
+                                    "judges' mean score (1-10) is at least this.")
+    min_margin: float | None = Field(None, description="... and when it beat every answer it was compared with by "
+                                     "at least this score margin.")
+
+
+class CardSpec(Strict):
+    """What the dataset card's Hub metadata says that the data cannot tell (huggingface_hub.DatasetCardData)."""
+
+    license: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]*$", max_length=64,
+                                description="The Hub's license id (mit, apache-2.0, cc-by-4.0, other...). The "
+                                            "sources' licenses bind the data: say theirs.")
+    language: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] | None = Field(
+        None, max_length=200, description="ISO 639 codes; default: those of the `language` column, if any.")
+    pretty_name: str | None = Field(None, max_length=200, description="Default: the spec's name.")
+    source_datasets: list[str] | None = Field(None, max_length=100, description="Default: `extended|ORG/NAME` "
+                                              "for each source that is a Hub dataset.")
+    tags: list[str] = Field(default_factory=list, max_length=50, description="Added to dpo, preference, prefdata.")
+
+
 class OutputSpec(Strict):
     dir: str = Field("out", description="Dataset folder to write.")
     form: Literal["conversational", "standard"] = "conversational"
+    sft: SftSpec | None = Field(None, description="Also write sft.parquet: the best answer per prompt in TRL's "
+                                "`messages` form, for SFTTrainer (rejection sampling; `prefdata export --sft`).")
+    card: CardSpec = Field(default_factory=CardSpec, description="The card's Hub metadata: license, language...")
 
 
 class PriceSpec(Strict):

@@ -204,3 +204,16 @@ def test_review_page_walks_the_quickstart_and_the_rebuild_applies_it(built, tmp_
     dropped = pl.read_parquet(out / "dropped.parquet").filter(pl.col("stage") == "human_review")
     assert dropped["row_id"].to_list() == [ids[1]] and "nonsense in both answers" in dropped["detail"][0]
     assert "## Human review" in (out / "README.md").read_text()
+
+
+def test_quickstart_sft_set_holds_each_prompts_judged_best_answer(built):
+    """`output.sft` on judged data: the best answer is the pair's chosen, bounded by its judges' score."""
+    out = built[0] / "first"
+    data, sft = pl.read_parquet(out / "data.parquet"), pl.read_parquet(out / "sft.parquet")
+    left = pl.read_parquet(out / "sft.dropped.parquet")
+    assert sft.height + left.height == data["prompt_id"].n_unique() and sft.height > 0
+    assert (sft["score"] >= 5).all() and set(left["reason"]) <= {"below_min_score", "no_score"}
+    chosen = data.select("prompt_id", pl.col("chosen").list.last().struct.field("content").alias("answer"),
+                         pl.col("chosen_score").alias("score"))
+    best = sft.select("prompt_id", pl.col("messages").list.last().struct.field("content").alias("answer"), "score")
+    assert best.join(chosen, on=["prompt_id", "answer", "score"]).height == sft.height

@@ -5,20 +5,10 @@ from __future__ import annotations
 import re
 
 import polars as pl
-import yaml
-
 from prefdata.rates import FEW, describe, rate
+from prefdata.report import hub
 from prefdata.spec import Spec
 from prefdata.stats import compute
-
-
-def _metadata(spec: Spec) -> str:
-    meta = {
-        "tags": ["dpo", "preference", "prefdata"],
-        "task_categories": ["text-generation"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data.parquet"}]}],
-    }
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
 
 def _counts_table(counts: dict) -> str:
@@ -262,14 +252,28 @@ def _cost(manifest: dict) -> str:
     return "no paid requests" if not total else f"${total:.4f}"
 
 
-def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str] | None = None) -> str:
+def _sft(sft: dict | None) -> str:
+    if not sft:
+        return ""
+    bounds = ", ".join(f"{k} {v}" for k in ("min_score", "min_margin") if (v := sft.get(k)) is not None)
+    left = ", ".join(f"{n} {reason}" for reason, n in sft["dropped"].items()) or "none"
+    return (f"## Best-of-n SFT set\n\n`sft.parquet` (config `sft`) holds the best answer for {sft['exported']} of "
+            f"{sft['prompts']} prompts in TRL's `messages` form (for SFTTrainer){f' ({bounds})' if bounds else ''}; "
+            f"left out: {left} (each in `sft.dropped.parquet` with its reason).\n\n")
+
+
+def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str] | None = None,
+                splits: dict[str, str] | None = None) -> str:
+    """The card; `splits`: split -> file in the folder (default: all of data.parquet as train)."""
+    meta = hub.front_matter(hub.card_data(spec, data, splits or {"train": "data.parquet"},
+                                            bool(manifest.get("sft"))))
     figures = compute(data, "pairwise")
     models = ", ".join(sorted(manifest["tokens"])) or "none"
     tokens = "; ".join(f"{m}: {t['tokens_in']} in, {t['tokens_out']} out" for m, t in manifest["tokens"].items())
     mean_chars = figures.get("mean_chars", {})
     longer, bias_words = _length_bias(data)
     judged = bool((manifest.get("judging") or {}).get("judges"))
-    return f"""{_metadata(spec)}
+    return f"""{meta}
 # {spec.shown(spec.name)}
 
 {spec.shown(spec.description) or "A preference dataset built with prefdata."}
@@ -297,7 +301,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_plots(plots or [])}
 
-{_review(manifest.get("review"))}## Validation
+{_review(manifest.get("review"))}{_sft(manifest.get("sft"))}## Validation
 
 {_validation(manifest.get("validation") or {})}
 
