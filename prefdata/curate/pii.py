@@ -165,21 +165,20 @@ def find(frame: pl.DataFrame, config: PiiConfig) -> Found:
 
 
 def _apply(frame: pl.DataFrame, redacted: dict[tuple[str, int], dict[int, str]]) -> pl.DataFrame:
-    """Write the redacted texts back into their turns (only the rows that changed are touched)."""
-    for field in {field for field, _ in redacted}:
+    """Write the redacted texts back into their turns, by the original row number `_i` (only the rows that changed
+    are touched; rows no longer in `frame` are left out)."""
+    for field in sorted({field for field, _ in redacted}):
         rows = sorted(row for name, row in redacted if name == field)
-        column = frame[field]
-        values = []
-        for row in rows:
+        old = frame.select("_i", field).join(pl.DataFrame({"_i": rows}, schema={"_i": pl.UInt32}), on="_i")
+        values = {}
+        for row, value in old.iter_rows():
             new = redacted[(field, row)]
-            if column.dtype == pl.String:
-                values.append(new[0])
-            else:
-                values.append([{**message, "content": new.get(turn, message["content"])}
-                               for turn, message in enumerate(column[row].to_list())])
-        new = pl.DataFrame({"_i": pl.Series(rows, dtype=pl.UInt32), "_new": pl.Series(values, dtype=column.dtype)})
-        frame = (frame.with_row_index("_i").join(new, on="_i", how="left", maintain_order="left")
-                 .with_columns(pl.coalesce("_new", field).alias(field)).drop("_i", "_new"))
+            values[row] = new[0] if frame.schema[field] == pl.String else [
+                {**message, "content": new.get(turn, message["content"])} for turn, message in enumerate(value)]
+        changed = pl.DataFrame({"_i": pl.Series(list(values), dtype=pl.UInt32),
+                                "_new": pl.Series(list(values.values()), dtype=frame.schema[field])})
+        frame = (frame.join(changed, on="_i", how="left", maintain_order="left")
+                 .with_columns(pl.coalesce("_new", field).alias(field)).drop("_new"))
     return frame
 
 
@@ -193,35 +192,33 @@ def _detail(spans: list[dict]) -> str:
 def pii(frame: pl.DataFrame, config: PiiConfig | None = None, ctx=None) -> schema.StageResult:
     config = config or PiiConfig()
     found = find(frame, config)
-    column = pl.Series("pii", [found.spans.get(row, []) if row not in found.unscanned else None
-                               for row in range(frame.height)], dtype=pl.List(SPAN))
-    marked = frame.with_columns(column)
-    if config.action == "flag":
-        return schema.StageResult(marked, schema.empty(schema.DROPPED))
-    why = pl.Series("_why", [found.unscanned.get(row) for row in range(frame.height)], dtype=pl.String)
-    has = pl.Series("_has", [row in found.spans for row in range(frame.height)], dtype=pl.Boolean)
-    details = pl.Series("_detail", [_detail(found.spans[row]) if row in found.spans else None
-                                    for row in range(frame.height)], dtype=pl.String)
-    marked = marked.with_columns(why, has, details)
-    unscanned = marked.filter(pl.col("_why").is_not_null())
-    drop = pl.col("_why").is_null() & pl.col("_has") if config.action == "drop" else pl.lit(False)
-    helpers = ["_why", "_has", "_detail"]
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")
+    hits = pl.DataFrame({"_i": pl.Series(list(found.spans), dtype=pl.UInt32),
+                         "_spans": pl.Series(list(found.spans.values()), dtype=pl.List(SPAN)),
+                         "_detail": pl.Series([_detail(spans) for spans in found.spans.values()], dtype=pl.String)})
+    unscanned = pl.DataFrame({"_i": pl.Series(list(found.unscanned), dtype=pl.UInt32),
+                              "_why": pl.Series(list(found.unscanned.values()), dtype=pl.String)})
+    marked = (frame.with_columns(rows).join(hits, on="_i", how="left", maintain_order="left")
+              .join(unscanned, on="_i", how="left", maintain_order="left")
+              .with_columns(pl.when(pl.col("_why").is_null())
+                            .then(pl.col("_spans").fill_null(pl.lit([], dtype=pl.List(SPAN)))).alias("pii")))
+    helpers = ["_i", "_spans", "_detail", "_why"]
+    if config.action == "flag":  # everything kept; a pair not scanned whole has a null `pii`
+        return schema.StageResult(marked.drop(helpers), schema.empty(schema.DROPPED))
+    set_aside = pl.col("_why").is_not_null()
+    holding = ~set_aside & pl.col("_spans").is_not_null() if config.action == "drop" else pl.lit(False)
     id_column = pair_id_column(frame)
+    out, bad = marked.filter(set_aside), marked.filter(holding)
     dropped = pl.concat([
-        schema.dropped_rows(unscanned.drop(helpers), STAGE, "pii_unscanned", id_column=id_column,
-                            detail=unscanned["_why"]),
-        schema.dropped_rows(marked.filter(drop).drop(helpers), STAGE, "pii", id_column=id_column,
-                            detail=marked.filter(drop)["_detail"]),
+        schema.dropped_rows(out.drop(helpers), STAGE, "pii_unscanned", id_column=id_column, detail=out["_why"]),
+        schema.dropped_rows(bad.drop(helpers), STAGE, "pii", id_column=id_column, detail=bad["_detail"]),
     ])
-    kept = marked.filter(pl.col("_why").is_null() & ~drop).drop(helpers)
+    kept = marked.filter(~set_aside & ~holding)
     if config.action == "redact":
-        index = {row: i for i, row in enumerate(
-            marked.with_row_index("_i").filter(pl.col("_why").is_null())["_i"].to_list())}
-        kept = _apply(kept, {(field, index[row]): turns for (field, row), turns in found.redacted.items()
-                             if row in index})
+        kept = _apply(kept, found.redacted)
     else:
         kept = kept.drop("pii")
-    return schema.StageResult(kept, dropped)
+    return schema.StageResult(kept.drop(helpers), dropped)
 
 
 def figures(config: PiiConfig, result: schema.StageResult) -> dict:
