@@ -130,7 +130,7 @@ class PiiConfig(Step):
                               "all. Each adds a `pii` column listing what was found (drop: in the dropped records).")
     entities: list[str] = Field(list(PII_ENTITIES), min_length=1, description=(
         "What to look for: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, IP_ADDRESS (or EMAIL, PHONE, CARD, "
-        "IBAN, IP). Names are not covered (no NER model from PyPI)."))
+        "IBAN, IP). Names are not covered (no English NER model on PyPI from its makers)."))
     fields: list[Literal["prompt", "chosen", "rejected"]] = Field(
         ["prompt", "chosen", "rejected"], min_length=1, description="Columns whose turns are scanned.")
     score_threshold: float = Field(0.3, ge=0, le=1, description="presidio's lowest score kept (phone 0.4, IP 0.6, "
@@ -145,8 +145,8 @@ class PiiConfig(Step):
         names = [PII_ALIASES.get(name.strip().upper(), name.strip().upper()) for name in names]
         bad = [name for name in names if name not in PII_ENTITIES]
         if bad:
-            raise ValueError(f"unknown entities {', '.join(bad)} (known: {', '.join(PII_ENTITIES)}; names need an "
-                             f"NER model that PyPI does not offer)")
+            raise ValueError(f"unknown entities {', '.join(bad)} (known: {', '.join(PII_ENTITIES)}; names would need "
+                             f"an English NER model, not on PyPI from its makers)")
         return list(dict.fromkeys(names))
 
 
