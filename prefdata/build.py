@@ -191,6 +191,10 @@ def _step_counts(data: pl.DataFrame, step, result: schema.StageResult) -> dict:
         from prefdata.curate.filters import unrated
 
         counts["kept_without_confidence"] = unrated(result.kept)
+    if step.step == "pii":  # what was found per entity type: the card's PII section
+        from prefdata.curate.pii import figures
+
+        counts["pii"] = figures(step, result)
     return counts
 
 

@@ -1,4 +1,4 @@
-"""`prefdata dedupe | filter | length-bias | split`: thin skins over `prefdata.curate`.
+"""`prefdata dedupe | filter | pii | length-bias | split`: thin skins over `prefdata.curate`.
 
 Only typer at import time (polars loads inside the commands), so `prefdata --help` stays fast.
 Each command can print a JSON summary: rows_in, rows_out, dropped (by reason).
@@ -218,6 +218,45 @@ def filter_(
     finish(result, kept, dropped, output, dropped_to, as_json, **extra)
 
 
+def pii(
+    source: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
+    output: Path = typer.Argument(..., help="Output: .jsonl, .parquet or a folder."),
+    action: str = typer.Option("redact", help="redact: replace each find with <ENTITY>. drop: remove pairs holding "
+                               "any. flag: keep all. Each adds a `pii` column of what was found (entity, field, "
+                               "turn, offsets; never the text)."),
+    entities: Optional[str] = typer.Option(None, help="What to look for, separated by commas: EMAIL, PHONE, CARD, "
+                                           "IBAN, IP (or presidio's EMAIL_ADDRESS...; default: all five)."),
+    fields: str = typer.Option("prompt,chosen,rejected", help="Columns whose turns are scanned, separated by commas."),
+    score_threshold: float = typer.Option(0.3, help="presidio's lowest score kept."),
+    max_chars: int = typer.Option(100_000, help="Longer texts are not scanned: their pairs are dropped as "
+                                  "pii_unscanned (flag: kept with a null pii)."),
+    format: Optional[str] = FORMAT,
+    on_error: str = ON_ERROR,
+    dropped_to: Optional[Path] = DROPPED,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Find e-mail addresses, phone, credit-card and IBAN numbers and IP addresses (presidio-analyzer), and redact
+    them, drop their pairs, or flag them. Needs the pii extra. Rows in = out + dropped."""
+    import polars as pl
+
+    from prefdata.curate import run_step
+    from prefdata.curate.config import PiiConfig
+    from prefdata.curate.pii import figures
+
+    options = {"entities": "--entities", "fields": "--fields", "score_threshold": "--score-threshold"}
+    config = make_config(PiiConfig, options, action=action, fields=fields.split(","), score_threshold=score_threshold,
+                         max_chars=max_chars, **({"entities": entities.split(",")} if entities is not None else {}))
+    result = read_pairs(source, format, on_error)
+    step = run_step(result.frame, config)
+    found = figures(config, step)
+    if not as_json:
+        listed = ", ".join(f"{name} {f['spans']} in {f['pairs']} pairs" for name, f in found["entities"].items())
+        typer.echo(f"PII ({config.action}): {listed or 'none found'}"
+                   + (f"; {found['unscanned']} pairs not scanned" if found["unscanned"] else ""), err=True)
+    finish(result, step.kept, pl.concat([result.dropped, step.dropped], how="diagonal_relaxed"), output, dropped_to,
+           as_json, pii=found)
+
+
 def length_bias(
     data: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
     unit: LengthUnit = typer.Option(LengthUnit.chars, help="Length unit."),
@@ -329,5 +368,6 @@ def split(
 def register(app: typer.Typer) -> None:
     app.command("dedupe")(dedupe)
     app.command("filter")(filter_)
+    app.command("pii")(pii)
     app.command("length-bias")(length_bias)
     app.command("split")(split)

@@ -15,6 +15,7 @@ _STEPS = {  # step name -> (module under prefdata.curate, or a dotted path; func
     "decontaminate": ("decontaminate", "decontaminate"),
     "length_balance": ("length_bias", "balance"),
     "split": ("split", "split"),
+    "pii": ("pii", "pii"),
     "human_review": ("prefdata.review.apply", "human_review"),  # a person's decisions (`prefdata review`)
 }
 

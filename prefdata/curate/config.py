@@ -118,9 +118,41 @@ class HumanReviewConfig(Step):
                       "accept keeps a pair, swap exchanges chosen and rejected, drop removes it with its reason.")
 
 
+PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS")  # presidio's names
+PII_ALIASES = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "CARD": "CREDIT_CARD", "IBAN": "IBAN_CODE",
+               "IP": "IP_ADDRESS"}
+
+
+class PiiConfig(Step):
+    step: Literal["pii"] = "pii"
+    action: Literal["redact", "drop", "flag"] = Field(
+        "redact", description="redact: replace each span with <ENTITY>. drop: remove pairs holding any. flag: keep "
+                              "all. Each adds a `pii` column listing what was found (drop: in the dropped records).")
+    entities: list[str] = Field(list(PII_ENTITIES), min_length=1, description=(
+        "What to look for: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, IP_ADDRESS (or EMAIL, PHONE, CARD, "
+        "IBAN, IP). Names are not covered (no English NER model on PyPI from its makers)."))
+    fields: list[Literal["prompt", "chosen", "rejected"]] = Field(
+        ["prompt", "chosen", "rejected"], min_length=1, description="Columns whose turns are scanned.")
+    score_threshold: float = Field(0.3, ge=0, le=1, description="presidio's lowest score kept (phone 0.4, IP 0.6, "
+                                                                "checked e-mail, card and IBAN 1.0; the bare IPv6 "
+                                                                "'::' 0.1).")
+    max_chars: int = Field(100_000, ge=1, description="Longer texts are not scanned: their pairs are dropped as "
+                                                      "pii_unscanned (redact, drop) or kept with a null pii (flag).")
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, names: list[str]) -> list[str]:
+        names = [PII_ALIASES.get(name.strip().upper(), name.strip().upper()) for name in names]
+        bad = [name for name in names if name not in PII_ENTITIES]
+        if bad:
+            raise ValueError(f"unknown entities {', '.join(bad)} (known: {', '.join(PII_ENTITIES)}; names would need "
+                             f"an English NER model, not on PyPI from its makers)")
+        return list(dict.fromkeys(names))
+
+
 StepConfig = Annotated[
     Union[DedupeConfig, NearDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig, SplitConfig,
-          HumanReviewConfig],
+          HumanReviewConfig, PiiConfig],
     Field(discriminator="step"),
 ]
 

@@ -21,6 +21,24 @@ def _counts_table(counts: dict) -> str:
     return "\n".join(lines)
 
 
+def _pii(counts: dict) -> str:
+    """What each pii step found, per entity type, and what it did with it."""
+    done = {"redact": "each find replaced by `<ENTITY>`", "drop": "pairs holding any removed, reason `pii`",
+            "flag": "pairs kept as they are"}
+    steps = [(stage, c["pii"]) for stage, c in counts.items() if c.get("pii")]
+    if not steps:
+        return ""
+    lines = ["## PII", ""]
+    for stage, f in steps:
+        found = ", ".join(f"{name} {e['spans']} in {e['pairs']} pairs" for name, e in f["entities"].items())
+        lines.append(f"- **{stage}** ({f['action']}: {done[f['action']]}): {found or 'nothing found'}"
+                     + (f"; {f['unscanned']} pairs could not be scanned" if f.get("unscanned") else "") + ".")
+    lines += ["", "Found by presidio-analyzer's pattern recognizers (e-mail, phone, credit card, IBAN, IP); names "
+                  "are not looked for. Each pair's `pii` column lists its finds (entity, field, turn, offsets; never "
+                  "the text): in `data.parquet`, or in the dropped records for `drop`."]
+    return "\n".join(lines) + "\n\n"
+
+
 def _confidence(figure: dict | None, backend: str | None) -> str:
     """A judge's mean confidence and share of unsure verdicts, or why there is none."""
     if not figure:
@@ -291,7 +309,7 @@ Every removed row is in `dropped.parquet` with its stage and reason.
 
 {_counts_table(manifest["counts"])}
 
-{_sources(manifest.get("sources"))}## Judges
+{_sources(manifest.get("sources"))}{_pii(manifest["counts"])}## Judges
 
 {_judges_table(manifest.get("judging") or {}, _judge_backends(spec))}
 
