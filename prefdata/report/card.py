@@ -276,7 +276,7 @@ def _sft(sft: dict | None) -> str:
     bounds = ", ".join(f"{k} {v}" for k in ("min_score", "min_margin") if (v := sft.get(k)) is not None)
     left = ", ".join(f"{n} {reason}" for reason, n in sft["dropped"].items()) or "none"
     return (f"## Best-of-n SFT set\n\n`sft.parquet` (config `sft`) holds the best answer for {sft['exported']} of "
-            f"{sft['prompts']} prompts in TRL's `messages` form (for SFTTrainer){f' ({bounds})' if bounds else ''}; "
+            f"{sft['prompts']} prompts in TRL's `messages` form (for SFTTrainer{f'; {bounds}' if bounds else ''}); "
             f"left out: {left} (each in `sft.dropped.parquet` with its reason).\n\n")
 
 
