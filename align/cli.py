@@ -235,6 +235,37 @@ def sweep(
     typer.echo(table)
 
 
+@app.command()
+def iterate(
+    spec: Path = typer.Argument(..., help="prefdata build spec: sources, generate (its backend is replaced by the "
+                                "policy), judges, curation, validation."),
+    rounds: int = typer.Option(..., "--rounds", min=1, max=100, help="On-policy rounds to run."),
+    config_file: Path = typer.Option(..., "--train", help="align train YAML: method, profile, steps... (its data "
+                                     "and output are set per round)."),
+    output: str = typer.Option("iterate", "--output", help="Folder of the rounds (round-N/data, round-N/train)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Starting policy (default: the train config's)."),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help="A fixed validated set whose held-out split "
+                                            "scores every round's model against the starting one."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="Score at most N held-out pairs."),
+) -> None:
+    """On-policy rounds: generate with the current policy, judge, curate, validate, train; again from the result."""
+    try:
+        from prefdata.align.config import load_config
+        from prefdata.align.iterate import iterate as run_rounds
+
+        config = load_config(config_file, {"model": model, "data": "(each round's data)", "output": output})
+        _logging()
+        records = run_rounds(spec, config, rounds, output, eval_data=eval_data, eval_limit=eval_limit)
+    except PrefdataError as exc:
+        _fail(exc)
+    for r in records:
+        held = r["held_out"]
+        typer.echo(f"round {r['round']}: {r['pairs']} pairs ({r['fingerprint'][:12]}), {r['steps']} steps, "
+                   f"train loss {_f(r['train_loss'])}, held-out accuracy {_f(held.get('eval_rewards/accuracies'), 3)}"
+                   + (" (reused)" if r["training_reused"] else ""))
+    typer.echo(f"rounds recorded in {Path(output) / 'iterate.json'} and {Path(output) / 'README.md'}")
+
+
 def main() -> None:
     run(app, "align")
 

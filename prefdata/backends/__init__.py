@@ -52,8 +52,12 @@ def make_backend(spec: "BackendSpec") -> Backend:
         path = embedded.pull()
         return TransformersBackend(embedded.MODEL_NAME, path=str(path), batch_size=spec.batch_size,
                                    device=spec.device, schema_retries=spec.schema_retries)
-    return TransformersBackend(spec.model, batch_size=spec.batch_size, device=spec.device,
-                               schema_retries=spec.schema_retries)
+    from prefdata.backends.weights import weights_id
+
+    # a local folder is named by its weights' hash: new weights in the same folder (a retrained policy) are never
+    # answered from the cache with the old ones' answers
+    return TransformersBackend(weights_id(spec.model), path=spec.model, batch_size=spec.batch_size,
+                               device=spec.device, schema_retries=spec.schema_retries)
 
 
 def make_reward_backend(spec: "BackendSpec") -> Backend:

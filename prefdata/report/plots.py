@@ -68,8 +68,9 @@ def _length_bias(plt, diff: np.ndarray, path: Path) -> None:
         size = np.abs(untied)
         edges = np.unique(np.quantile(size, np.linspace(0, 1, 6)))
         bins = np.clip(np.searchsorted(edges, size, side="right") - 1, 0, len(edges) - 2)
-        shares = [float((untied[bins == b] > 0).mean()) for b in range(len(edges) - 1)]
-        labels = [f"{int(edges[b])}-{int(edges[b + 1])}" for b in range(len(edges) - 1)]
+        filled = [b for b in range(len(edges) - 1) if (bins == b).any()]  # tied sizes can leave a bin empty
+        shares = [float((untied[bins == b] > 0).mean()) for b in filled]
+        labels = [f"{int(edges[b])}-{int(edges[b + 1])}" for b in filled]
         ax.bar(labels, shares, color="#8172B2")
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", labelsize=8)
