@@ -108,7 +108,9 @@ def load_run_data(config: Any) -> RunData:
     if result.kind not in COLUMNS:
         raise PrefdataError(f"{config.data}: {result.kind} data cannot train a preference method (need pairs "
                             "or labelled completions)")
-    method_kind = "unpaired" if config.method == "kto" else "pairwise"
+    from prefdata.align.methods import METHODS
+
+    method_kind = METHODS[config.method].data
     if method_kind == "pairwise" and result.kind == "unpaired":
         raise PrefdataError(f"{config.data}: unpaired (KTO) data; --method {config.method} needs pairs "
                             "(use --method kto)")

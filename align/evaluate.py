@@ -248,7 +248,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     out: dict[str, Any] = {"checkpoint": str(checkpoint), "data": data, "held_out_rows": held.height,
                            "stamp": run_data.stamp_state}
     if run_data.kind == "pairwise":
-        beta = run.get("beta") if run.get("method") in ("dpo", "ipo", "kto") else 0.1
+        from prefdata.align.methods import METHODS
+
+        reference = run.get("method") in METHODS and METHODS[run["method"]].reference
+        beta = run.get("beta") if reference else 0.1
         out["reward"] = reward_eval(policy, ref, tok, held, beta=beta or 0.1, max_length=max_length,
                                     batch_size=run.get("batch_size") or batch_size)
     if win:

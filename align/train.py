@@ -17,7 +17,6 @@ from typing import Any
 from prefdata.errors import PrefdataError
 
 log = logging.getLogger("align")
-REFERENCE_METHODS = {"dpo", "ipo", "kto"}
 
 
 def _eval_steps(config: Any, train_rows: int) -> int:
@@ -231,7 +230,9 @@ def final_eval(model: Any, config: Any, tok: Any, held_out: Any) -> dict[str, fl
 
     reference = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs(
         "cpu" if config.profile == "cpu" else config.profile, detect()))
-    beta = config.beta if config.method in REFERENCE_METHODS else 0.1
+    from prefdata.align.methods import METHODS
+
+    beta = config.beta if METHODS[config.method].reference else 0.1  # a reference-free loss's beta is no KL weight
     return reward_eval(model, reference, tok, held_out, beta=beta, max_length=config.max_length,
                        batch_size=config.batch_size)
 

@@ -118,12 +118,6 @@ class PromptRecord(BaseModel):
     _prompt_ends_with_user = field_validator("prompt")(PreferencePair._prompt_ends_with_user.__func__)
 
 
-class StandardPair(BaseModel):
-    """TRL's standard (plain string) preference form, as written on output."""
-
-    prompt: str
-    chosen: str
-    rejected: str
 
 
 # ---- Polars dtypes -------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DPO_DEMO, HH
 from prefdata import schema
-from prefdata.curate import STEPS, exact_dedupe, run_step
+from prefdata.curate import STEPS, run_step
+from prefdata.curate.dedupe import exact as exact_dedupe
 from prefdata.curate.config import (BalanceConfig, DecontaminateConfig, DedupeConfig, FilterConfig,
                                     NearDedupeConfig, SplitConfig)
 from prefdata.curate.decontaminate import decontaminate

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from conftest import DPO_DEMO
-from prefdata.curate import exact_dedupe
+from prefdata.curate.dedupe import exact as exact_dedupe
 from prefdata.errors import PrefdataError
 from prefdata.io import read_dataset
 from prefdata.runner import Runner, StageSkipped

@@ -14,7 +14,6 @@ from prefdata.validators.inputs import Inputs
 from prefdata.validators.result import CheckResult, Severity, skipped
 
 ALL = ("pairwise", "unpaired", "prompts")
-ANSWERED = ("pairwise", "unpaired")
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prefdata.backends.base import AsyncBackend, Backend, ChatRequest, ChatResponse, SamplingParams
-from prefdata.backends.cache import RequestCache, arun_requests, run_requests
+from prefdata.backends.cache import RequestCache, run_requests
 
 if TYPE_CHECKING:
     from prefdata.spec import BackendSpec
 
 __all__ = ["AsyncBackend", "Backend", "ChatRequest", "ChatResponse", "SamplingParams", "RequestCache",
-           "run_requests", "arun_requests", "make_backend", "make_reward_backend", "gives_logprobs"]
+           "run_requests", "make_backend", "make_reward_backend", "gives_logprobs"]
 
 
 _CLASSES = {"openai": ("openai_backend", "OpenAIBackend"), "anthropic": ("anthropic_backend", "AnthropicBackend"),

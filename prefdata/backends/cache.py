@@ -224,7 +224,3 @@ async def _run_concurrently(backend, requests, keys, todo, cache, done, meter) -
     finally:
         await backend.aclose()
 
-
-async def arun_requests(backend, requests: Sequence[ChatRequest], cache: RequestCache | None, **kwargs):
-    """`run_requests` for code that already runs an event loop (it runs in a worker thread)."""
-    return await asyncio.to_thread(run_requests, backend, requests, cache, **kwargs)

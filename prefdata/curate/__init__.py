@@ -42,10 +42,4 @@ def run_step(frame, config, ctx=None):
     return STEPS[config.step](frame, config, ctx)
 
 
-def __getattr__(name: str):
-    if name == "exact_dedupe":
-        return STEPS["dedupe"]
-    raise AttributeError(name)
-
-
-__all__ = ["STEPS", "run_step", "exact_dedupe"]
+__all__ = ["STEPS", "run_step"]
