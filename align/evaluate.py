@@ -236,7 +236,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
     fields = {k: run[k] for k in ("eval_fraction", "seed", "eval_split", "split") if k in run}
     cfg = TrainConfig(model=run.get("model") or reference or str(checkpoint), data=data, output=str(checkpoint),
                       method="dpo", skip_validation=skip_validation, **fields)
-    from prefdata.align.train import drop_long_prompts
+    from prefdata.align.data import drop_long_prompts
 
     max_length = max_length or run.get("max_length") or 1024
     run_data, _ = drop_long_prompts(load_run_data(cfg), tok, max_length)  # as the run did
@@ -275,7 +275,7 @@ def evaluate_reward_model(checkpoint: Path, data: str, *, limit: int | None = No
     from prefdata.align.config import TrainConfig
     from prefdata.align.data import load_run_data
     from prefdata.align.tokenizer import prepare_tokenizer
-    from prefdata.align.train import drop_long_pairs, drop_long_prompts
+    from prefdata.align.data import drop_long_pairs, drop_long_prompts
     from prefdata.backends.reward_transformers import model_folder
 
     model = model_folder(str(checkpoint))

@@ -97,7 +97,7 @@ def save_model(trainer: Any, config: Any, tok: Any, target: Path) -> str:
 def train(config: Any) -> dict[str, Any]:
     """Run one training job; returns the run summary (also written as `summary.json`)."""
     from prefdata.align import card, metrics
-    from prefdata.align.data import kto_balance, load_run_data, to_dataset
+    from prefdata.align.data import drop_long_pairs, drop_long_prompts, kto_balance, load_run_data, to_dataset
     from prefdata.align.hardware import detect
     from prefdata.align.profiles import check_profile
     from prefdata.align.redflags import RedFlags, callback
@@ -168,48 +168,6 @@ def train(config: Any) -> dict[str, Any]:
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     card.write_card(output, config, data, summary)
     return summary
-
-
-def drop_long_prompts(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
-    """Rows whose prompt alone fills max_length are left out of training and evaluation, and said so."""
-    from prefdata.align.tokenizer import prompt_fits
-
-    return _leave_out(data, lambda frame: prompt_fits(frame, tok, max_length), "prompt_fills_max_length",
-                      f"the prompt alone fills max_length {max_length} (no room for the completion)")
-
-
-def drop_long_pairs(data: Any, tok: Any, max_length: int) -> tuple[Any, str | None]:
-    """TRL's RewardTrainer silently filters out (does not truncate) pairs longer than max_length: they are
-    left out here first, each on record, so the counts say what the reward model was trained on."""
-    from prefdata.align.tokenizer import pair_fits
-
-    return _leave_out(data, lambda frame: pair_fits(frame, tok, max_length), "longer_than_max_length",
-                      f"prompt + chosen or prompt + rejected is longer than max_length {max_length} (TRL's "
-                      "RewardTrainer does not truncate)")
-
-
-def _leave_out(data: Any, fits_of: Any, reason: str, detail: str) -> tuple[Any, str | None]:
-    """Rows of train and held_out where `fits_of(frame)` is false move to `data.dropped` with `reason`;
-    (data, the warning that counts them, or None when none left)."""
-    import polars as pl
-
-    from prefdata.schema import dropped_rows
-
-    counts, left_out = [], []
-    for name in ("train", "held_out"):
-        frame = getattr(data, name)
-        fits = fits_of(frame)
-        counts.append(frame.height - int(fits.sum()))
-        left_out.append(dropped_rows(frame.filter(~fits), "align", reason,
-                                     id_column="pair_id" if "pair_id" in frame.columns else None,
-                                     detail=f"{name}: {detail}"))
-        setattr(data, name, frame.filter(fits))
-    data.dropped = pl.concat([d for d in (data.dropped, *left_out) if d is not None], how="vertical_relaxed")
-    if not sum(counts):
-        return data, None
-    if data.train.height == 0:
-        raise PrefdataError(f"every training row was left out: {detail}; raise max_length")
-    return data, f"left out {counts[0]} training and {counts[1]} held-out rows: {detail}"
 
 
 def _write_dropped(dropped: Any, output: Path) -> dict[str, int]:

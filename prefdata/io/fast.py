@@ -22,8 +22,8 @@ import pyarrow as pa
 from prefdata import schema
 from prefdata.io.formats import PAIR_EXTRAS, SHAREGPT_ROLES, Format
 from prefdata.io.lazy import collect
-from prefdata.io.reader import (
-    SNIFF, OnError, ReadResult, _choose_format, drops_frame, finish_frame, input_schema, records_frame, take,
+from prefdata.io.records import (
+    SNIFF, OnError, ReadResult, choose_format, drops_frame, finish_frame, input_schema, records_frame, take,
 )
 from prefdata.io.sources import JsonLines, Raw, _json_line
 
@@ -386,7 +386,7 @@ def read_lines(source: JsonLines, name: str, format: str | None, on_error: OnErr
         return None
     lines = pl.DataFrame({"line": text}).with_row_index("_line", offset=1).with_columns(_blank(pl.col("line")))
     head = _head(lines)
-    fmt = _choose_format(head, format, name)
+    fmt = choose_format(head, format, name)
     first = next((r.data for r in head if r.data is not None), None)
     shape = _shape(first) if first is not None and fmt.name in ADAPTERS else None
     if shape is None:

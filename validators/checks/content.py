@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from prefdata.io.reader import TABLES
+from prefdata.io.records import TABLES
 from prefdata.validators import rows
 from prefdata.validators.inputs import Inputs, dropped_examples, example_rows, flags
 from prefdata.validators.result import CheckResult
