@@ -20,6 +20,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.backends import RequestCache
 from prefdata.context import Context
+from prefdata.conversation import rollout_config, simulate
 from prefdata.curate import run_step
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
@@ -118,6 +119,7 @@ class _Flow:
     failed: dict = field(default_factory=dict)  # stage -> failed requests, which a re-run retries
     review: dict | None = None  # what a person decided (`prefdata review`), when the folder holds decisions
     sources: list[dict] = field(default_factory=list)  # what each spec source gave to the mix
+    conversation: dict | None = None  # multi-turn builds: turns, and the models that wrote the earlier turns
 
 
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
@@ -127,15 +129,32 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     gold = read_gold(spec)  # a bad gold file fails before generation is paid for
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
     runner.done("sources")
+    dropped, failed, conversation = [sources.dropped], {}, None
+    if spec.generate.turns > 1:  # continue each prompt into a conversation first
+        def run_simulate():
+            result, asked = simulate(prompts, spec.generate, ctx)
+            return result, {**asked, "counts": _counts(prompts.height, result),
+                            "incomplete": _incomplete(result) or bool(asked["errors"])}
+
+        simulated, extras = runner.stage("simulate", [prompts], rollout_config(spec.generate), run_simulate)
+        counts["simulate"] = extras["counts"]
+        failed["simulate"] = _failures("simulate", pl.Series(extras["errors"], dtype=pl.String), extras["requests"],
+                                       runner)
+        conversation = {"turns": spec.generate.turns, "assistant": extras["assistant"],
+                        "user_simulator": extras["user_simulator"]}
+        prompts = simulated.kept
+        dropped.append(simulated.dropped)
+    runner.done("simulate")
     n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
 
+    generated_config = spec.generate.model_dump(mode="json", exclude={"turns", "user_simulator"})  # in the prompts
     generated, extras = runner.stage(
-        "generate", [prompts], spec.generate.model_dump(mode="json"),
+        "generate", [prompts], generated_config,
         lambda: (result := generate(prompts, spec.generate, ctx),
                  {"counts": _counts(n_generated, result), "incomplete": _incomplete(result)}))
     counts["generate"] = extras["counts"]
     generation_failed = generated.dropped.filter(pl.col("reason") == "generation_failed")["detail"]
-    failed = {"generate": _failures("generate", generation_failed, n_generated, runner)}
+    failed["generate"] = _failures("generate", generation_failed, n_generated, runner)
 
     judge_config = {"judges": [j.model_dump(mode="json") for j in spec.judges], "panel": spec.panel.inconsistent,
                     "gold": spec.gold.model_dump(mode="json") if spec.gold else None}
@@ -173,8 +192,9 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     tables = {"candidates": generated.kept, "judgments": judged.kept}
     if "scores" in judged_extras:
         tables["scores"] = judged_extras["scores"]
-    return _Flow(paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
-                 judging, {stage: f for stage, f in failed.items() if f["failed"]}, sources=sources.mix)
+    return _Flow(paired.kept, [*dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
+                 judging, {stage: f for stage, f in failed.items() if f["failed"]}, sources=sources.mix,
+                 conversation=conversation)
 
 
 def _curate_only(spec: Spec, runner: Runner) -> _Flow:
@@ -261,7 +281,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     from prefdata.backends.cost import Meter, price_table
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
-    skipped = {"generate", "judge", "pair"} & {start, until}
+    skipped = {"simulate", "generate", "judge", "pair"} & {start, until}
     if spec.generate is None and skipped:
         raise PrefdataError(f"this spec has no {min(skipped)} stage (generate: null): --from and --until take "
                             "sources, curate or validate")
@@ -311,6 +331,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "failed_requests": flow.failed,  # per stage; those stages are not marked finished
         "review": flow.review,
         "sources": _source_rows(flow, spec),
+        **({"conversation": flow.conversation} if flow.conversation else {}),  # multi-turn builds only
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),
