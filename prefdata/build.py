@@ -31,7 +31,7 @@ from prefdata.judge.stage import judge
 from prefdata.outdir import BUILD as BUILD_FILES
 from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
-from prefdata.preflight import check_request_count, check_spec
+from prefdata.preflight import chat_template, check_request_count, check_spec
 from prefdata.report.card import render_card
 from prefdata.report.plots import write_plots
 from prefdata.runner import Runner, StageSkipped
@@ -310,7 +310,7 @@ def _validate(out: Path, spec: Spec, review: dict | None):
 def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
     dropped = pl.concat(flow.dropped, how="vertical_relaxed")
-    write_table(flow.data, out / "data.parquet", form=spec.output.form)
+    write_table(flow.data, out / "data.parquet", form=spec.output.form, chat_template=chat_template(spec))
     dropped.write_parquet(out / "dropped.parquet")
     for name, table in flow.tables.items():
         table.write_parquet(out / f"{name}.parquet")
