@@ -7,18 +7,19 @@ for sample 0, so a one-turn build's first answers come from the cache; then the 
 user turn. The simulator sees the conversation as a judge does (every turn in a fenced block with a content nonce,
 block tags and chat-template markers defused: `prefdata.judge.prompts.conversation`), under an instruction.
 
-What the simulator writes is hostile input. A leading `User:` label is taken off and the text trimmed; a turn
-that is empty (or only invisible characters), longer than 8 characters a token of its `max_tokens`, holds a NUL
-byte, speaks as a role (a line starting `Assistant:`, `System:`, `User:` or `Human:`, as a transcript would) or
-holds a chat-template marker (`<|im_start|>`, `[INST]`, the simulator's own special tokens...) is refused: the
-prompt is dropped with reason `user_simulation_failed` and the refusal as `detail`, never kept with a turn cut
-out. A failed request drops its prompt too (`user_simulation_failed`, or the generate stage's
-`generation_failed` / `empty_response` / `max_cost_reached` for the assistant's turns), and is asked again on
-the next run. Every request goes through the request cache, turn by turn, so a re-run repeats nothing.
+What the simulator writes is hostile input. A leading `User:` label is taken off and the text trimmed (a turn
+cut at `max_tokens` is kept as it stands: people send unfinished messages too); a turn that is empty (or only
+invisible characters), longer than 8 characters a token of its `max_tokens`, holds a NUL byte, speaks as a role
+(a line starting `Assistant:`, `System:`, `User:` or `Human:`, as a transcript would) or holds a chat-template
+marker (`<|im_start|>`, `[INST]`, the simulator's own special tokens...) is refused: the prompt is dropped with
+reason `user_simulation_failed` and the refusal as `detail`, never kept with a turn cut out. A failed request
+drops its prompt too (`user_simulation_failed`, or the generate stage's `generation_failed` / `empty_response` /
+`max_cost_reached` for the assistant's turns), and is asked again on the next run. Every request goes through the
+request cache, turn by turn, so a re-run repeats nothing.
 
-Output: the prompts table, each kept prompt's `prompt` now 2 * turns - 1 messages (user and assistant in turn,
-ending with the user's; a source's system turn stays first) and its `prompt_id` the hash of that conversation.
-Input rows = kept + dropped.
+Output: the prompts table, each kept prompt's `prompt` longer by 2 * (turns - 1) messages (an assistant answer
+and a user turn each time: a one-turn prompt becomes 2 * turns - 1 messages, ending with the user's) and its
+`prompt_id` the hash of that conversation. Input rows = kept + dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.backends import ChatRequest, SamplingParams, run_requests
 from prefdata.context import Context
-from prefdata.generate import _system, generators
+from prefdata.generate import generators, system_prompt
 from prefdata.io import ids
 from prefdata.judge import markers
 from prefdata.judge import prompts as judge_prompts
@@ -80,7 +81,7 @@ def instruction(conversation: list[dict], template: str | None, own: tuple[str, 
 
 def rollout_config(config: GenerateSpec) -> dict:
     """What the conversations depend on (the simulate stage's saved-output key): not n, nor the other samples."""
-    system, _ = _system(config, 0)
+    system, _ = system_prompt(config, 0)
     return {"turns": config.turns, "assistant": generators(config)[0].model_dump(mode="json"), "system": system,
             "temperature": config.temperatures[0], "top_p": config.top_p, "max_tokens": config.max_tokens,
             "seed": config.seed, "user_simulator": config.simulator().model_dump(mode="json")}
@@ -106,7 +107,7 @@ def simulate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context) -> tuple
     assistant = ctx.backend(generator)
     user = ctx.backend(simulator.backend or generator)
     own = judge_prompts.own_tokens(user)
-    system, _ = _system(config, 0)
+    system, _ = system_prompt(config, 0)
     head = [{"role": "system", "content": system}] if system else []
     params = SamplingParams(temperature=config.temperatures[0], top_p=config.top_p, max_tokens=config.max_tokens,
                             seed=config.seed)  # sample 0 of the generate stage

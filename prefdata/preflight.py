@@ -135,7 +135,7 @@ def check_request_count(spec: Spec, prompts: int) -> int:
     total = prompts * spec.requests_per_prompt()
     if total > spec.max_requests:
         raise PrefdataError(f"{spec.where('max_requests')}: this build would send {total:,} requests "
-                            f"({prompts:,} prompts x {spec.requests_per_prompt():,} each: candidates and judge "
-                            f"verdicts), more than max_requests ({spec.max_requests:,}); raise max_requests in the "
-                            f"spec if you mean it, or lower n, the generators, the judges or sources[].limit")
+                            f"({prompts:,} prompts x {spec.requests_per_prompt():,} each: simulated turns, candidates "
+                            f"and judge verdicts), more than max_requests ({spec.max_requests:,}); raise max_requests "
+                            f"in the spec if you mean it, or lower n, the generators, the judges or sources[].limit")
     return total
