@@ -154,6 +154,32 @@ def test_a_failed_simulator_request_is_dropped_and_sent_again_on_the_next_run(tm
         assert len(retried) == 2  # the failed one and its retry
 
 
+def test_a_build_whose_every_simulated_turn_is_refused_ends_with_no_pairs_not_a_crash(tmp_path):
+    with FakeLLM() as fake:
+        fake.script = lambda body: "ASSISTANT: done" if _simulating(body) else None
+        done = run_cli("build", _spec(tmp_path, fake.url, turns=2))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "0 pairs written" in done.stderr.strip().splitlines()[-1]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["simulate"] == {"in": 3, "kept": 0, "dropped": {"user_simulation_failed": 3}}
+    assert manifest["counts"]["generate"]["in"] == 0
+
+
+def test_a_multiturn_build_in_the_standard_form_writes_prompts_through_the_chat_template(tmp_path, embedded_model):
+    with FakeLLM() as fake:
+        spec = _spec(tmp_path, fake.url, turns=2)
+        more = yaml.safe_load(spec.read_text())
+        more["output"] = {"dir": "out", "form": "standard", "chat_template": str(embedded_model)}
+        spec.write_text(yaml.safe_dump(more))
+        result = build(spec, quiet=True)
+    data = pl.read_parquet(tmp_path / "out" / "data.parquet")
+    assert data.height == result.pairs == 3 and data["prompt"].dtype == pl.String
+    for text in data["prompt"]:
+        assert text.count("<|im_start|>user\n") == 2 and text.count("<|im_start|>assistant\n") == 2
+        assert text.endswith("<|im_end|>\n<|im_start|>assistant\n") and "\n\nHuman:" not in text
+    assert data["chosen"].dtype == pl.String and result.validation_passed
+
+
 def test_the_dry_run_counts_the_simulated_turns(tmp_path):
     with FakeLLM() as fake:
         spec = _spec(tmp_path, fake.url, turns=2)
