@@ -233,6 +233,8 @@ def test_the_spec_checks_multiturn_options(tmp_path):
     assert "means nothing with turns: 1" in refused({"user_simulator": {"max_tokens": 20}})
     assert "unknown field {answer}" in refused({"turns": 2, "user_simulator": {"prompt": "{conversation} {answer}"}})
     assert "must show {conversation}" in refused({"turns": 2, "user_simulator": {"prompt": "Say hi. {nonce}"}})
+    assert "format specs (:d) are not allowed" in refused(
+        {"turns": 2, "user_simulator": {"prompt": "{conversation:>900000000}"}})
     assert "needs {conversation} in a judge's template" in refused(
         {"turns": 2}, judge={"prompt": "A: {answer_a} B: {answer_b}"})
     assert "generate.turns" in refused({"turns": 17})
