@@ -20,6 +20,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.backends import RequestCache
 from prefdata.context import Context
+from prefdata.conversation import rollout_config, simulate
 from prefdata.curate import run_step
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
@@ -30,7 +31,7 @@ from prefdata.judge.stage import judge
 from prefdata.outdir import BUILD as BUILD_FILES
 from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
-from prefdata.preflight import check_request_count, check_spec
+from prefdata.preflight import chat_template, check_request_count, check_spec
 from prefdata.report.card import render_card
 from prefdata.report.hub import SFT_FILE, write_splits
 from prefdata.report.plots import write_plots
@@ -119,6 +120,7 @@ class _Flow:
     failed: dict = field(default_factory=dict)  # stage -> failed requests, which a re-run retries
     review: dict | None = None  # what a person decided (`prefdata review`), when the folder holds decisions
     sources: list[dict] = field(default_factory=list)  # what each spec source gave to the mix
+    conversation: dict | None = None  # multi-turn builds: turns, and the models that wrote the earlier turns
 
 
 def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
@@ -128,15 +130,32 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     gold = read_gold(spec)  # a bad gold file fails before generation is paid for
     counts = {"sources": _counts(sources.kept.height + sources.dropped.height, sources)}
     runner.done("sources")
+    dropped, failed, conversation = [sources.dropped], {}, None
+    if spec.generate.turns > 1:  # continue each prompt into a conversation first
+        def run_simulate():
+            result, asked = simulate(prompts, spec.generate, ctx)
+            return result, {**asked, "counts": _counts(prompts.height, result),
+                            "incomplete": _incomplete(result) or bool(asked["errors"])}
+
+        simulated, extras = runner.stage("simulate", [prompts], rollout_config(spec.generate), run_simulate)
+        counts["simulate"] = extras["counts"]
+        failed["simulate"] = _failures("simulate", pl.Series(extras["errors"], dtype=pl.String), extras["requests"],
+                                       runner)
+        conversation = {"turns": spec.generate.turns, "assistant": extras["assistant"],
+                        "user_simulator": extras["user_simulator"]}
+        prompts = simulated.kept
+        dropped.append(simulated.dropped)
+    runner.done("simulate")
     n_generated = prompts.height * spec.generate.n * len(generators(spec.generate))
 
+    generated_config = spec.generate.model_dump(mode="json", exclude={"turns", "user_simulator"})  # in the prompts
     generated, extras = runner.stage(
-        "generate", [prompts], spec.generate.model_dump(mode="json"),
+        "generate", [prompts], generated_config,
         lambda: (result := generate(prompts, spec.generate, ctx),
                  {"counts": _counts(n_generated, result), "incomplete": _incomplete(result)}))
     counts["generate"] = extras["counts"]
     generation_failed = generated.dropped.filter(pl.col("reason") == "generation_failed")["detail"]
-    failed = {"generate": _failures("generate", generation_failed, n_generated, runner)}
+    failed["generate"] = _failures("generate", generation_failed, n_generated, runner)
 
     judge_config = {"judges": [j.model_dump(mode="json") for j in spec.judges], "panel": spec.panel.inconsistent,
                     "gold": spec.gold.model_dump(mode="json") if spec.gold else None}
@@ -174,8 +193,9 @@ def _generate_judge_pair(spec: Spec, ctx: Context, runner: Runner) -> _Flow:
     tables = {"candidates": generated.kept, "judgments": judged.kept}
     if "scores" in judged_extras:
         tables["scores"] = judged_extras["scores"]
-    return _Flow(paired.kept, [sources.dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
-                 judging, {stage: f for stage, f in failed.items() if f["failed"]}, sources=sources.mix)
+    return _Flow(paired.kept, [*dropped, generated.dropped, judge_dropped, paired.dropped], counts, tables,
+                 judging, {stage: f for stage, f in failed.items() if f["failed"]}, sources=sources.mix,
+                 conversation=conversation)
 
 
 def _curate_only(spec: Spec, runner: Runner) -> _Flow:
@@ -266,7 +286,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     from prefdata.backends.cost import Meter, price_table
 
     runner = Runner(out / ".run", fresh=fresh, start=start, until=until)
-    skipped = {"generate", "judge", "pair"} & {start, until}
+    skipped = {"simulate", "generate", "judge", "pair"} & {start, until}
     if spec.generate is None and skipped:
         raise PrefdataError(f"this spec has no {min(skipped)} stage (generate: null): --from and --until take "
                             "sources, curate or validate")
@@ -312,8 +332,9 @@ def _best_of_n(data: pl.DataFrame, spec: Spec, out: Path) -> dict | None:
 def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
     dropped = pl.concat(flow.dropped, how="vertical_relaxed")
-    write_table(flow.data, out / "data.parquet", form=spec.output.form)
-    splits = write_splits(flow.data, out, spec.output.form)
+    template = chat_template(spec)
+    write_table(flow.data, out / "data.parquet", form=spec.output.form, chat_template=template)
+    splits = write_splits(flow.data, out, spec.output.form, chat_template=template)
     dropped.write_parquet(out / "dropped.parquet")
     for name, table in flow.tables.items():
         table.write_parquet(out / f"{name}.parquet")
@@ -336,6 +357,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
         "review": flow.review,
         "sft": sft,
         "sources": _source_rows(flow, spec),
+        **({"conversation": flow.conversation} if flow.conversation else {}),  # multi-turn builds only
         "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses} if ctx.cache else None,
         "spec": spec.public(),  # ${ENV} values stay out of written files
         "versions": _versions(),

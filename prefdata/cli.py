@@ -73,19 +73,30 @@ def convert(
                                      "record (exit 2). skip: set it aside in the rejects file and go on."),
     rejects: Optional[Path] = typer.Option(None, help="Where set-aside rows go (default: OUTPUT.rejects.jsonl)."),
     split: Optional[str] = typer.Option(None, help="Split to read from a dataset folder or Hub id."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="With --to standard: write each "
+                                                "prompt through this tokenizer's chat template (a model folder or "
+                                                "Hub id) instead of a Human/Assistant transcript."),
 ) -> None:
     """Convert a preference dataset between formats. Input rows = written + rejected."""
     from prefdata.io import read_dataset, write_table
     from prefdata.io.writers import output_kind
     from prefdata.outdir import SAVE_TO_DISK, claim, remove_stale
 
+    if chat_template is not None:  # checked before anything is read
+        from prefdata.errors import PrefdataError
+
+        if to != Form.standard:
+            raise PrefdataError("--chat-template writes prompts as text: add --to standard")
+        from prefdata.io.chat_template import renderer
+
+        renderer(chat_template)
     folder = output_kind(output) == "folder"
     if folder:  # never beside another dataset (a build's data.parquet would be read instead)
         claim(output, SAVE_TO_DISK, "prefdata convert")
     result = read_dataset(source, format=format, on_error=on_error.value, split=split)
     if folder and output.is_dir() and (removed := remove_stale(output, SAVE_TO_DISK, set())):
         _err(f"replaced the dataset {output} held ({', '.join(removed)})")
-    write_table(result.frame, output, form=to.value)
+    write_table(result.frame, output, form=to.value, chat_template=chat_template)
     line = f"{result.rows_in} rows in ({result.format}, {result.kind}): {result.frame.height} written to {output}"
     if result.dropped.height:
         rejects = rejects or output.with_name(output.name.removesuffix(output.suffix) + ".rejects.jsonl")
@@ -208,7 +219,8 @@ def _print_estimate(found: dict, as_json: bool) -> None:
                       str(line["cached"]), sent, f"{line['tokens_in']:,}", f"{line['tokens_out_max']:,}", usd)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     budget = f" (max_cost ${found['max_cost']:.2f})" if found["max_cost"] else ""
-    guess = (f"; {found['estimated']} estimated: judging answers not generated yet, re-asks not counted"
+    guess = (f"; {found['estimated']} estimated: turns, answers and verdicts that wait on answers not generated yet, "
+             "re-asks not counted"
              if found["estimated"] else "")
     typer.echo(f"to send: {found['requests']} requests, at most ${found['usd_max']:.4f}{budget}{guess}")
 

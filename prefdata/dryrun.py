@@ -1,16 +1,18 @@
 """`prefdata build --dry-run`: requests, tokens and cost of a build, before anything is spent.
 
-The dry run replays the build's own generate and judge stages against the request cache, read-only, with
-backends that never answer: every request whose inputs are known is built exactly as the build builds it
-and looked up (gold items, and re-asks of cached unreadable verdicts, included); one the cache does not
-hold is counted as to send. Judging a prompt whose answers are not all cached cannot be built (the answers
-do not exist yet), so it is estimated from the number of comparisons, assuming no identical answers and
-no re-asks, and counted as `estimated`. Input tokens are estimated at 4 characters a token; output tokens
-are counted at `max_tokens`, so the cost is an upper bound for the answers.
+The dry run replays the build's own simulate (multi-turn), generate and judge stages against the request
+cache, read-only, with backends that never answer: every request whose inputs are known is built exactly as
+the build builds it and looked up (gold items, and re-asks of cached unreadable verdicts, included); one the
+cache does not hold is counted as to send. Judging a prompt whose answers are not all cached cannot be built
+(the answers do not exist yet), so it is estimated from the number of comparisons, assuming no identical
+answers and no re-asks, and counted as `estimated`; so are the turns of a conversation after the first one
+the cache does not hold, and its candidates (each turn at its `max_tokens`). Input tokens are estimated at 4
+characters a token; output tokens are counted at `max_tokens`, so the cost is an upper bound for the answers.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from prefdata.context import Context
 from prefdata.spec import BackendSpec, Spec, judge_name
 
 JUDGE_TEMPLATE_TOKENS = 200  # the judge's instructions around the prompt and answers
+SIMULATOR_TEMPLATE_TOKENS = 100  # the user simulator's instruction around the conversation
 NOT_CACHED = "not_cached"
 
 
@@ -119,16 +122,25 @@ class _DryContext(Context):
         yield lambda n: None
 
 
-def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> tuple[_Tally, list[str]]:
-    """Run generate and judge on cached answers only; returns the tally and the prompts whose answers
-    are not all cached (their judging could not be built)."""
+@dataclass
+class _Replayed:
+    tally: _Tally
+    prompts: pl.DataFrame  # the prompts the generate stage got (multi-turn: the conversations the cache completed)
+    waiting: list[str]  # prompts whose answers are not all cached: their judging could not be built
+    unfinished: list[dict]  # multi-turn: conversations the cache could not complete (prompt so far, turn, step)
+
+
+def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
+    """Run simulate, generate and judge on cached answers only."""
     from prefdata.generate import generate, generators
     from prefdata.judge.stage import judge
     from prefdata.sources import read_gold
 
     tally = _Tally()
     ctx = _DryContext(cache=_ReadOnlyCache(cache, tally), quiet=True, tally=tally)
-    for backend in generators(spec.generate) + [j.backend for j in spec.judges if j.kind != "reward_model"]:
+    simulator = [spec.generate.simulator().backend] if spec.generate.turns > 1 else []
+    for backend in generators(spec.generate) + [b for b in simulator if b is not None] + \
+            [j.backend for j in spec.judges if j.kind != "reward_model"]:
         ctx.backends[backend.model_dump_json()] = _CacheOnly(backend, tally)
     for judge_spec in spec.judges:  # a reward model's cache keys name its backend and weight hash
         if judge_spec.kind == "reward_model":
@@ -137,11 +149,39 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> tuple[_Tally, lis
             dry = ctx.backends["reward:" + judge_spec.backend.model_dump_json()] = _CacheOnly(judge_spec.backend, tally)
             real = make_reward_backend(judge_spec.backend)  # hashes the weights; loads nothing
             dry.name, dry.model = real.name, real.model
+    unfinished = []
+    if spec.generate.turns > 1:
+        from prefdata.conversation import simulate
+
+        simulated, _ = simulate(prompts, spec.generate, ctx)
+        stuck = simulated.dropped.filter(pl.col("detail").str.contains(NOT_CACHED, literal=True))
+        unfinished = [json.loads(record) for record in stuck["record"]]
+        prompts = simulated.kept
     generated = generate(prompts, spec.generate, ctx)
     waiting = generated.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
     ready = generated.kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
     judge(ready, spec.judges, ctx, prompts=prompts, gold=read_gold(spec))
-    return tally, waiting.to_list()
+    return _Replayed(tally, prompts, waiting.to_list(), unfinished)
+
+
+def _conversation_estimate(spec: Spec, unfinished: dict) -> dict:
+    """What one conversation the cache could not complete still asks after the request it stopped at (which the
+    replay counted): requests and input tokens of the assistant's and the simulator's turns, and the tokens of the
+    finished conversation (each turn counted at its max_tokens)."""
+    turns, answer, turn = spec.generate.turns, spec.generate.max_tokens, spec.generate.simulator().max_tokens
+    tokens = sum(len(m["content"]) for m in unfinished["prompt"]) // 4 + 4 * len(unfinished["prompt"])
+    if unfinished["step"] == "assistant":  # stopped at the assistant's turn t: the user's turn t + 1 comes next
+        tokens += answer + 4
+        steps = ["user"] + ["assistant", "user"] * (turns - 1 - unfinished["turn"])
+    else:  # stopped at the user's turn u: the assistant's turns u .. turns - 1 (each with a user turn) come next
+        tokens += turn + 4
+        steps = ["assistant", "user"] * (turns - unfinished["turn"])
+    found = {"assistant": 0, "assistant_in": 0, "user": 0, "user_in": 0}
+    for step in steps:
+        found[step] += 1
+        found[f"{step}_in"] += tokens + (SIMULATOR_TEMPLATE_TOKENS if step == "user" else 0)
+        tokens += (answer if step == "assistant" else turn) + 4
+    return {**found, "final": tokens}
 
 
 def _line(meter: Meter, stage: str, name: str, backend: BackendSpec, requests: int, cached: int, to_send: int,
@@ -167,6 +207,25 @@ def _judge_estimate(spec: Spec, judge, prompts: int, prompt_tokens: int) -> tupl
     return asks, asks * (prompt_tokens + answers_in + JUDGE_TEMPLATE_TOKENS), asks * judge.max_tokens
 
 
+def _simulate_lines(spec: Spec, meter: Meter, tally: _Tally, rest: list[dict]) -> list[dict]:
+    """The simulate stage's rows: the assistant's earlier turns and the user simulator's, each exact where the cache
+    holds the conversation so far and estimated from where it stopped otherwise."""
+    from prefdata.generate import generators
+
+    assistant = generators(spec.generate)[0]
+    user = spec.generate.simulator().backend or assistant
+    lines = []
+    for name, backend, label, max_tokens in (
+            ("assistant", assistant, f"simulate assistant ({_model(assistant)})", spec.generate.max_tokens),
+            ("user_simulator", user, f"simulate user ({_model(user)})", spec.generate.simulator().max_tokens)):
+        step = name.removesuffix("_simulator")
+        guess, guess_in = sum(r[step] for r in rest), sum(r[f"{step}_in"] for r in rest)
+        lines.append(_line(meter, "simulate", name, backend, tally.asked[label] + guess, tally.cached[label],
+                           tally.sent[label] + guess, guess, tally.tokens_in[label] + guess_in,
+                           tally.tokens_out[label] + guess * max_tokens))
+    return lines
+
+
 def estimate(spec: Spec) -> dict:
     """What a build of `spec` would send: per stage and judge, requests, cache hits, tokens and USD."""
     from prefdata.build import read_prompts
@@ -182,17 +241,24 @@ def estimate(spec: Spec) -> dict:
     prompts = read_prompts(spec).kept
     check_request_count(spec, prompts.height)
     read_gold(spec)
-    tally, waiting = _replay(spec, prompts, cache)
-    lines = []
+    replayed = _replay(spec, prompts, cache)
+    tally = replayed.tally
+    rest = [_conversation_estimate(spec, stuck) for stuck in replayed.unfinished]
+    lines = _simulate_lines(spec, meter, tally, rest) if spec.generate.turns > 1 else []
+    n = spec.generate.n
     for backend in generators(spec.generate):
         label = f"generate ({_model(backend)})"
-        lines.append(_line(meter, "generate", "generate", backend, tally.asked[label], tally.cached[label],
-                           tally.sent[label], 0, tally.tokens_in[label], tally.tokens_out[label]))
-    requests, _ = requests_for(prompts, spec.generate)
-    prompt_tokens = sum(estimate_tokens(r) - r.params.max_tokens for r in requests) // max(len(requests), 1)
+        guess_in = n * sum(r["final"] for r in rest)  # the candidates of conversations not complete yet
+        lines.append(_line(meter, "generate", "generate", backend, tally.asked[label] + n * len(rest),
+                           tally.cached[label], tally.sent[label] + n * len(rest), n * len(rest),
+                           tally.tokens_in[label] + guess_in,
+                           tally.tokens_out[label] + n * len(rest) * spec.generate.max_tokens))
+    requests, _ = requests_for(replayed.prompts, spec.generate)
+    sizes = [estimate_tokens(r) - r.params.max_tokens for r in requests] + [r["final"] for r in rest for _ in range(n)]
+    prompt_tokens = sum(sizes) // max(len(sizes), 1)
     for judge in spec.judges:
         label = f"judge ({judge_name(judge)})"
-        guess, guess_in, guess_out = _judge_estimate(spec, judge, len(waiting), prompt_tokens)
+        guess, guess_in, guess_out = _judge_estimate(spec, judge, len(replayed.waiting) + len(rest), prompt_tokens)
         lines.append(_line(meter, "judge", judge_name(judge), judge.backend, tally.asked[label] + guess,
                            tally.cached[label], tally.sent[label] + guess, guess, tally.tokens_in[label] + guess_in,
                            tally.tokens_out[label] + guess_out))

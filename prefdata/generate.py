@@ -24,7 +24,7 @@ def generators(config: GenerateSpec) -> list[BackendSpec]:
     return list(config.backends) if config.backends else [config.backend]
 
 
-def _system(config: GenerateSpec, sample: int) -> tuple[str | None, str | None]:
+def system_prompt(config: GenerateSpec, sample: int) -> tuple[str | None, str | None]:
     """(system prompt, its label) for one sample."""
     if config.contrast is not None:
         return (config.contrast.good, "good") if sample % 2 == 0 else (config.contrast.bad, "bad")
@@ -36,7 +36,7 @@ def requests_for(prompts: pl.DataFrame, config: GenerateSpec) -> tuple[list[Chat
     requests, rows = [], []
     plans = []
     for sample in range(config.n):
-        system, label = _system(config, sample)
+        system, label = system_prompt(config, sample)
         params = SamplingParams(temperature=config.temperatures[sample % len(config.temperatures)],
                                 top_p=config.top_p, max_tokens=config.max_tokens, seed=config.seed)
         recorded = {**params.__dict__, "sample": sample, **({"system": label} if label else {})}

@@ -40,7 +40,29 @@ def check_spec(spec: Spec) -> Path:
             _readable(Path(name), spec.where("curate", i, "eval_sets", j))
         if step.step == "human_review":  # opened as given, like eval_sets; a bad line fails before any request
             _decision_log(Path(step.file), spec.where("curate", i, "file"))
+    if spec.output.chat_template is not None:  # a tokenizer without a template fails now, not after the build
+        from prefdata.io.chat_template import renderer
+
+        try:
+            renderer(chat_template(spec))
+        except PrefdataError as exc:
+            raise PrefdataError(f"{spec.where('output', 'chat_template')}: {exc}") from None
     return check_cache(spec)
+
+
+def chat_template(spec: Spec) -> str | None:
+    """The tokenizer `output.chat_template` names: a folder (relative to the spec file) or a Hub id."""
+    name = spec.output.chat_template
+    if name is None:
+        return None
+    path = spec.resolve(name)
+    if path.exists():
+        return str(path)
+    from prefdata.io.sources import HUB_ID
+
+    if HUB_ID.match(name) and not Path(name.split("/")[0]).is_dir():
+        return name
+    raise PrefdataError(f"{spec.where('output', 'chat_template')}: {path}: no such folder (nor a Hub id)")
 
 
 def _readable(path: Path, key: str) -> None:
@@ -113,7 +135,7 @@ def check_request_count(spec: Spec, prompts: int) -> int:
     total = prompts * spec.requests_per_prompt()
     if total > spec.max_requests:
         raise PrefdataError(f"{spec.where('max_requests')}: this build would send {total:,} requests "
-                            f"({prompts:,} prompts x {spec.requests_per_prompt():,} each: candidates and judge "
-                            f"verdicts), more than max_requests ({spec.max_requests:,}); raise max_requests in the "
-                            f"spec if you mean it, or lower n, the generators, the judges or sources[].limit")
+                            f"({prompts:,} prompts x {spec.requests_per_prompt():,} each: simulated turns, candidates "
+                            f"and judge verdicts), more than max_requests ({spec.max_requests:,}); raise max_requests "
+                            f"in the spec if you mean it, or lower n, the generators, the judges or sources[].limit")
     return total

@@ -20,7 +20,7 @@ from prefdata import __version__, schema
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 
-STAGES = ("sources", "generate", "judge", "pair", "curate", "review", "validate")
+STAGES = ("sources", "simulate", "generate", "judge", "pair", "curate", "review", "validate")
 
 
 class StageSkipped(Exception):

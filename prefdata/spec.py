@@ -107,6 +107,23 @@ class ContrastSpec(Strict):
     bad: str = Field(description="System prompt of the odd samples.")
 
 
+class UserSimulatorSpec(Strict):
+    """The model that plays the user in a multi-turn build: it writes each next user turn from the conversation."""
+
+    backend: BackendSpec | None = Field(None, description="The simulator's model (default: the first generator).")
+    prompt: str | None = Field(None, description="Instruction template: {conversation} (the turns so far, fenced "
+                                                 "and defused as the judge shows them) and {nonce} for the block "
+                                                 "tags (default: prefdata.conversation.SIMULATOR_PROMPT).")
+    max_tokens: int = Field(128, ge=1, le=MAX_TOKENS, description="Longest user turn, in tokens.")
+    temperature: float = Field(0.7, ge=0, le=MAX_TEMPERATURE, description="Sampling temperature of the simulator.")
+
+    @model_validator(mode="after")
+    def _template(self) -> "UserSimulatorSpec":
+        if self.prompt is not None:
+            check_template(self.prompt, "user_simulator")
+        return self
+
+
 class GenerateSpec(Strict):
     backend: BackendSpec = Field(default_factory=BackendSpec)
     n: int = Field(2, ge=2, le=64, description="Candidates per prompt (2 to 64).")
@@ -121,6 +138,27 @@ class GenerateSpec(Strict):
                                         "models; each writes n candidates per prompt (default: `backend` alone).")
     contrast: ContrastSpec | None = Field(None, description="Alternate a good and a bad system prompt across "
                                                             "the n samples.")
+    turns: int = Field(1, ge=1, le=16, description="Assistant turns the build writes per prompt (1 to 16). Above "
+                                                   "1, each prompt is first continued: the first generator answers "
+                                                   "(sample 0's settings) and the user simulator writes the next user "
+                                                   "turn, turns - 1 times; the n candidates answer the last user turn.")
+    user_simulator: UserSimulatorSpec | None = Field(None, description="The model playing the user when turns > 1 "
+                                                                       "(default: the first generator, built-in "
+                                                                       "instruction).")
+
+    @model_validator(mode="after")
+    def _simulator_needs_turns(self) -> "GenerateSpec":
+        if self.user_simulator is not None and self.turns == 1:
+            raise ValueError("user_simulator: means nothing with turns: 1 (no user turn is simulated); set turns")
+        return self
+
+    def simulator(self) -> UserSimulatorSpec:
+        """The user simulator a multi-turn build uses (the spec's, else the default one)."""
+        return self.user_simulator or UserSimulatorSpec()
+
+    def rollout_requests(self) -> int:
+        """Requests one prompt costs before its candidates: an assistant answer and a user turn per extra turn."""
+        return 2 * (self.turns - 1)
 
 
 class RubricSpec(Strict):
@@ -169,8 +207,9 @@ class JudgeSpec(Strict):
 
 REWARD_BACKENDS = ("transformers", "vllm")
 TEMPLATE_FIELDS = {"pairwise": {"conversation", "answer_a", "answer_b", "nonce"},
-                   "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"}}
-TEMPLATE_NEEDS = {"pairwise": ("answer_a", "answer_b"), "pointwise": ("answer",)}
+                   "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"},
+                   "user_simulator": {"conversation", "nonce"}}
+TEMPLATE_NEEDS = {"pairwise": ("answer_a", "answer_b"), "pointwise": ("answer",), "user_simulator": ("conversation",)}
 
 
 def check_template(template: str, kind: str) -> None:
@@ -179,6 +218,7 @@ def check_template(template: str, kind: str) -> None:
     conversion (`{answer_a!z}`) or a format spec (`{answer_a:>900000000}` asked for 3.6 GB). A template
     that leaves out the answers would have the judge decide blind."""
     allowed = TEMPLATE_FIELDS[kind]
+    who = "user simulator" if kind == "user_simulator" else f"{kind} judge"
     hint = "write literal braces as {{ and }}"
     try:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
@@ -186,7 +226,7 @@ def check_template(template: str, kind: str) -> None:
         raise ValueError(f"prompt: {exc} ({hint})") from None
     for name, spec, conv in fields:
         if name not in allowed:
-            raise ValueError(f"prompt: unknown field {{{name}}} for a {kind} judge (fields: "
+            raise ValueError(f"prompt: unknown field {{{name}}} for a {who} (fields: "
                              f"{', '.join(sorted(allowed))}; {hint})")
         if spec or conv:
             shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
@@ -194,8 +234,8 @@ def check_template(template: str, kind: str) -> None:
                              f"template; write {{{name}}}")
     missing = [name for name in TEMPLATE_NEEDS[kind] if name not in {f[0] for f in fields}]
     if missing:
-        raise ValueError(f"prompt: a {kind} judge's template must show {{{missing[0]}}} (the judge would decide "
-                         f"without seeing it)")
+        blind = "it would write" if kind == "user_simulator" else "the judge would decide"
+        raise ValueError(f"prompt: a {who}'s template must show {{{missing[0]}}} ({blind} without seeing it)")
 
 
 def judge_name(judge: JudgeSpec) -> str:
@@ -255,6 +295,15 @@ class OutputSpec(Strict):
     sft: SftSpec | None = Field(None, description="Also write sft.parquet: the best answer per prompt in TRL's "
                                 "`messages` form, for SFTTrainer (rejection sampling; `prefdata export --sft`).")
     card: CardSpec = Field(default_factory=CardSpec, description="The card's Hub metadata: license, language...")
+    chat_template: str | None = Field(None, description="Standard form: write each prompt through this tokenizer's "
+                                                        "chat template (a model folder or Hub id), with the "
+                                                        "generation prompt, instead of a Human/Assistant transcript.")
+
+    @model_validator(mode="after")
+    def _template_needs_standard(self) -> "OutputSpec":
+        if self.chat_template is not None and self.form != "standard":
+            raise ValueError("chat_template: only the standard form writes prompts as text (set form: standard)")
+        return self
 
 
 class PriceSpec(Strict):
@@ -338,14 +387,26 @@ class Spec(Strict):
                              f"({self.max_requests:,})")
         return self
 
+    @model_validator(mode="after")
+    def _judges_see_every_turn(self) -> "Spec":
+        """A multi-turn build's judges compare whole conversations: a custom template must show them."""
+        if self.generate is not None and self.generate.turns > 1:
+            for i, judge in enumerate(self.judges):
+                if judge.prompt is not None and "{conversation}" not in judge.prompt:
+                    raise ValueError(f"judges.{i}.prompt: a multi-turn build (generate.turns "
+                                     f"{self.generate.turns}) needs {{conversation}} in a judge's template, so the "
+                                     "judge sees every turn")
+        return self
+
     def requests_per_prompt(self) -> int:
-        """Requests one prompt costs, before re-asks: its candidates, and every judge's verdicts on them."""
+        """Requests one prompt costs, before re-asks: the turns before the last (multi-turn), its candidates, and
+        every judge's verdicts on them."""
         if self.generate is None:
             return 0
         candidates = self.generate.n * (len(self.generate.backends) or 1)
         asks = [candidates if j.kind in ("pointwise", "reward_model") else comb(candidates, 2) * (2 if j.swap else 1)
                 for j in self.judges]
-        return candidates + sum(asks)
+        return self.generate.rollout_requests() + candidates + sum(asks)
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()

@@ -5,7 +5,8 @@ records every request. Faults are scripted: a queue of faults served to the next
 (`429` with Retry-After, `500`, `529`, `timeout`, `truncate`, `badjson`, `400`), requests whose text
 holds ALWAYS500 always fail, those holding ECHO_AUTH are refused with their credentials echoed in the
 error (a leak test), and `hang_after` answers that many requests, then holds the rest
-unanswered until `release()` (to kill a client mid-run). Run as a script, it serves until killed.
+unanswered until `release()` (to kill a client mid-run); `fail_if` and `script` (functions of the request body)
+fail chosen requests or answer them with chosen text. Run as a script, it serves until killed.
 
 Asked for `logprobs` (OpenAI), it returns real-shaped `choices[0].logprobs.content`: the served text cut
 into word, digit and punctuation tokens (digits one per token, as Llama-family tokenizers do, so `10` is
@@ -70,6 +71,8 @@ class FakeLLM:
         self.hang_after: int | None = None
         self.judge_answer: str | None = None  # when set, every judge prompt gets this text
         self.logprobs_payload: object = None  # when set, served as choices[0].logprobs when logprobs are asked
+        self.script = None  # when set: a function of the request body; the text it returns (not None) is served
+        self.fail_if = None  # when set: a function of the request body; requests it says True to get a 500
         self.received: list[dict] = []  # every request: path, body, headers, time
         self.answered: Counter[str] = Counter()  # request digest -> times answered with a 200
         self._granted = 0  # requests let through to an answer
@@ -104,7 +107,7 @@ class FakeLLM:
     # ---- request handling ----
     def decide(self, body: dict) -> str:
         with self._lock:
-            if "ALWAYS500" in text_of(body):
+            if "ALWAYS500" in text_of(body) or (self.fail_if is not None and self.fail_if(body)):
                 return "500"
             if self.faults:
                 return self.faults.popleft()
@@ -185,7 +188,8 @@ def _handler(fake: FakeLLM):
             if fake.delay_s:
                 time.sleep(fake.delay_s)
             judging = fake.judge_answer is not None and "impartial judge" in text_of(body)
-            text = fake.judge_answer if judging else answer_text(body)
+            scripted = fake.script(body) if fake.script is not None else None
+            text = scripted if scripted is not None else fake.judge_answer if judging else answer_text(body)
             self._send(200, _anthropic(body, text) if anthropic else _openai(body, text, fake.logprobs_payload))
             with fake._lock:
                 fake.answered[digest(body)] += 1

@@ -47,3 +47,15 @@ def test_until_stops_after_a_stage(tmp_path):
     bad = run_cli("build", ROOT / "examples" / "hh_curate" / "spec.yaml", "--output", tmp_path / "hh",
                   "--until", "nowhere")
     assert bad.returncode == 2 and "unknown stage 'nowhere'" in bad.stderr
+
+
+def test_multiturn_example_passes_its_dry_run_counting_the_simulated_turns(tmp_path):
+    """examples/multiturn (README: "Multi-turn conversations"); tests/test_multiturn.py builds it (slow)."""
+    done = run_cli("build", ROOT / "examples" / "multiturn" / "spec.yaml", "--dry-run", "--json",
+                   env={"PREFDATA_HOME": str(tmp_path)})  # an empty cache: everything is to send
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    lines = {line["name"]: line for line in found["lines"]}
+    assert [line["stage"] for line in found["lines"]] == ["simulate", "simulate", "generate", "judge"]
+    assert lines["assistant"]["to_send"] == lines["user_simulator"]["to_send"] == 4  # 4 prompts, one exchange each
+    assert lines["generate"]["to_send"] == 8 and lines["smol-pairwise"]["to_send"] == 4 and found["requests"] == 20

@@ -47,6 +47,13 @@ def _pattern(own: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(map(re.escape, sorted(tokens, key=lambda t: (-len(t), t)))))
 
 
+def first_marker(text: str, own: tuple[str, ...] = ()) -> str | None:
+    """The first chat-template marker in `text` (a `<|`, `|>`, `<｜` or `｜>` edge, one of MARKERS, or one of `own`),
+    or None: what `defuse` would defuse."""
+    found = [m for m in (_pattern(tuple(own)).search(text), _EDGE.search(text)) if m is not None]
+    return min(found, key=lambda m: m.start()).group() if found else None
+
+
 def defuse(text: str, own: tuple[str, ...] = ()) -> str:
     """`text` with every chat-template marker (and each of `own`, a judge's own special tokens) made plain."""
     pattern = _pattern(tuple(own))

@@ -270,6 +270,17 @@ def _cost(manifest: dict) -> str:
     return "no paid requests" if not total else f"${total:.4f}"
 
 
+def _conversation(manifest: dict) -> str:
+    """Multi-turn builds: how the conversations were made (the card's provenance)."""
+    talk = manifest.get("conversation")
+    if not talk:
+        return ""
+    return (f"\n- **Conversations:** multi-turn ({talk['turns']} assistant turns written per prompt): each prompt was "
+            f"continued {talk['turns'] - 1} time(s), {talk['assistant']} answering (with its first sample's settings) "
+            f"and {talk['user_simulator']} simulating the user's next turn; `prompt` holds every turn, ending with the "
+            f"user's, and `chosen`/`rejected` answer the last one")
+
+
 def _sft(sft: dict | None) -> str:
     if not sft:
         return ""
@@ -296,7 +307,7 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str]
 
 {spec.shown(spec.description) or "A preference dataset built with prefdata."}
 
-- **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores)
+- **Pairs:** {data.height} (TRL conversational: `prompt`, `chosen`, `rejected`, plus scores){_conversation(manifest)}
 - **Fingerprint:** `{manifest["fingerprint"]}`
 - **Models:** {models} ({tokens or "no tokens used in this run"}; cost: {_cost(manifest)})
 - **Chosen longer than rejected:** {longer}

@@ -79,7 +79,7 @@ def front_matter(card) -> str:
     return "---\n" + card.to_yaml() + "\n---\n"
 
 
-def write_splits(data: pl.DataFrame, folder: Path, form: str) -> dict[str, str]:
+def write_splits(data: pl.DataFrame, folder: Path, form: str, chat_template=None) -> dict[str, str]:
     """A build folder's split files: none for one split (data.parquet is it), else one file per split under
     data/. Returns split -> path, relative to `folder`."""
     from prefdata.io import write_table
@@ -92,5 +92,5 @@ def write_splits(data: pl.DataFrame, folder: Path, form: str) -> dict[str, str]:
     if list(parts) == ["train"]:
         return {"train": "data.parquet"}
     for split, part in parts.items():
-        write_table(part, folder / split_file(split), form=form)
+        write_table(part, folder / split_file(split), form=form, chat_template=chat_template)
     return {split: split_file(split) for split in parts}
