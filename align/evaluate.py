@@ -256,9 +256,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, *, reference: str | N
                                     batch_size=run.get("batch_size") or batch_size)
     if win:
         from prefdata.backends import RequestCache
-        from prefdata.backends.embedded import home
+        from prefdata.backends.cache import default_path
 
-        cache = None if no_cache else RequestCache(cache_path or home() / "cache" / "requests.sqlite")
+        cache = None if no_cache else RequestCache(cache_path or default_path())
         try:
             out["win_rate"] = win_rate(policy, ref, tok, held, judges, names=run["_names"], cache=cache,
                                        max_new_tokens=max_new_tokens, limit=limit)

@@ -227,9 +227,9 @@ def _print_estimate(found: dict, as_json: bool) -> None:
 
 def _cache(path: Optional[Path]):
     from prefdata.backends import RequestCache
-    from prefdata.backends.embedded import home
+    from prefdata.backends.cache import default_path
 
-    return RequestCache(path or home() / "cache" / "requests.sqlite")
+    return RequestCache(path or default_path())
 
 
 CACHE_HELP = "Cache file (default: PREFDATA_HOME/cache/requests.sqlite; a spec's `cache:` names another)."

@@ -97,9 +97,9 @@ def _format(name: str | None, key: str, known) -> None:
 
 
 def cache_path(spec: Spec) -> Path:
-    from prefdata.backends.embedded import home
+    from prefdata.backends.cache import default_path
 
-    return spec.resolve(spec.cache) if spec.cache else home() / "cache" / "requests.sqlite"
+    return spec.resolve(spec.cache) if spec.cache else default_path()
 
 
 def check_cache(spec: Spec) -> Path:

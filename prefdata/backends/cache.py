@@ -90,6 +90,13 @@ class RequestCache:
         self._db.close()
 
 
+def default_path() -> Path:
+    """The request cache every command shares unless told otherwise: PREFDATA_HOME/cache/requests.sqlite."""
+    from prefdata.backends.embedded import home
+
+    return home() / "cache" / "requests.sqlite"
+
+
 def _keep(answer: ChatResponse) -> bool:
     """Answers are cached; failures are not (a re-run tries them again), except an answer that came but
     does not match its schema after the bounded retries: asking again would pay for the same text."""
