@@ -33,7 +33,7 @@ from prefdata.outdir import claim, remove_stale
 from prefdata.pair import pair
 from prefdata.preflight import chat_template, check_request_count, check_spec
 from prefdata.report.card import render_card
-from prefdata.report.hub import SFT_FILE, write_splits
+from prefdata.report.hub import SFT_FILE, check_split_folder, write_splits
 from prefdata.report.plots import write_plots
 from prefdata.runner import Runner, StageSkipped
 from prefdata.sources import read_gold, read_pairs, read_prompts
@@ -282,6 +282,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
     cache_file = check_spec(spec)  # files, formats and the cache, before anything runs
     out = Path(output) if output is not None else spec.resolve(spec.output.dir)
     claim(out, BUILD_FILES, "prefdata build")  # before anything runs: never beside another dataset
+    check_split_folder(out)
     _check_review_log(out)
     from prefdata.backends.cost import Meter, price_table
 

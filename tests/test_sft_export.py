@@ -180,3 +180,12 @@ def test_card_language_defaults_to_the_detected_column_and_bad_metadata_is_refus
     for card in ({"license": "MIT License"}, {"language": ["english"]}, {"license": "mit\nevil: 1"}):
         with pytest.raises(ValidationError):
             Spec(name="x", sources=[{"path": "a.jsonl"}], output={"card": card})
+
+
+def test_a_data_folder_that_is_not_a_builds_split_files_stops_the_build(tmp_path):
+    out = tmp_path / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "mine.csv").write_text("a,b\n")
+    done = run_cli("build", HH_SPEC, "--output", out)
+    assert done.returncode == 2 and "mine.csv, not split files a build wrote" in done.stderr, done.stderr
+    assert (out / "data" / "mine.csv").is_file() and not (out / "data.parquet").exists()

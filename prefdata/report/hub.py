@@ -12,6 +12,7 @@ import polars as pl
 from prefdata.spec import Spec
 
 SFT_FILE = "sft.parquet"  # best-of-n examples (`output.sft`), the same path in a build folder and on the Hub
+SPLIT_SUFFIX = "-00000-of-00001.parquet"
 TAGS = ["dpo", "preference", "prefdata"]
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
@@ -31,7 +32,23 @@ def split_parts(data: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 def split_file(split: str) -> str:
     """Where a split's rows go in a folder with several splits (the names `push` uploads)."""
-    return f"data/{split}-00000-of-00001.parquet"
+    return f"data/{split}{SPLIT_SUFFIX}"
+
+
+def check_split_folder(folder: Path) -> None:
+    """A build folder's data/ holds only split files a build wrote: anything else there is someone's data,
+    which a build must not replace."""
+    from prefdata.errors import PrefdataError
+
+    data = folder / "data"
+    if not data.exists():
+        return
+    foreign = [] if data.is_dir() else [data.name]
+    if data.is_dir():
+        foreign = sorted(p.name for p in data.iterdir() if not (p.is_file() and p.name.endswith(SPLIT_SUFFIX)))
+    if foreign:
+        raise PrefdataError(f"{data}: holds {', '.join(foreign[:5])}, not split files a build wrote; write the "
+                            "dataset to another folder, or move them")
 
 
 def configs(paths: dict[str, str], sft: bool = False) -> list[dict]:
@@ -87,7 +104,8 @@ def write_splits(data: pl.DataFrame, folder: Path, form: str, chat_template=None
     import shutil
 
     parts = split_parts(data)
-    if (folder / "data").is_dir():  # an earlier run's splits (`claim` checked the folder is a build's)
+    check_split_folder(folder)
+    if (folder / "data").is_dir():  # an earlier run's split files
         shutil.rmtree(folder / "data")
     if list(parts) == ["train"]:
         return {"train": "data.parquet"}
