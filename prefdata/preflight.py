@@ -40,6 +40,13 @@ def check_spec(spec: Spec) -> Path:
             _readable(Path(name), spec.where("curate", i, "eval_sets", j))
         if step.step == "human_review":  # opened as given, like eval_sets; a bad line fails before any request
             _decision_log(Path(step.file), spec.where("curate", i, "file"))
+        if step.step == "semantic_dedupe":  # its extra and model, before any request (torch is not imported)
+            from prefdata.curate.semantic_dedupe import require
+
+            try:
+                require(step.model)
+            except PrefdataError as exc:
+                raise PrefdataError(f"{spec.where('curate', i)}: {exc}") from None
     if spec.output.chat_template is not None:  # a tokenizer without a template fails now, not after the build
         from prefdata.io.chat_template import renderer
 

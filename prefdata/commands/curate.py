@@ -152,18 +152,35 @@ def dedupe(
     unit: Unit = typer.Option(Unit.auto, help="Shingle unit; auto: characters for CJK/Thai text, else words."),
     num_perm: int = typer.Option(128, help="MinHash signature length."),
     verify: Verify = typer.Option(Verify.exact, help="Check LSH candidates by exact Jaccard, estimate, or not."),
+    semantic: bool = typer.Option(False, "--semantic", help="Also remove duplicates by meaning (sentence "
+                                  "embeddings, all-MiniLM-L6-v2 on the CPU; extra 'semantic')."),
+    semantic_scope: Level = typer.Option(Level.prompt, help="Semantic duplicates of prompts (their user turns), or "
+                                         "of whole pairs (prompt, chosen and rejected each similar)."),
+    semantic_threshold: float = typer.Option(0.9, help="Cosine similarity from which rows are semantic duplicates."),
+    semantic_model: Optional[str] = typer.Option(None, help="A local sentence-transformers model folder (default: "
+                                                 "all-MiniLM-L6-v2 from the extra's wheel)."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Remove exact duplicates (normalised text) and, with --near, near duplicates. Rows in = out + dropped."""
-    from prefdata.curate.config import DedupeConfig, NearDedupeConfig
+    """Remove exact duplicates (normalised text), with --near near duplicates (MinHash) and with --semantic
+    duplicates by meaning (sentence embeddings). Rows in = out + dropped."""
+    from prefdata.curate.config import DedupeConfig, NearDedupeConfig, SemanticDedupeConfig
 
     configs = [make_config(DedupeConfig, level=level.value, keep=keep.value)]
     if near:
         configs.append(make_config(NearDedupeConfig, scope=scope.value, threshold=threshold, ngram=ngram,
                                    unit=unit.value, num_perm=num_perm, verify=verify.value, keep=keep.value))
+    if semantic:
+        configs.append(make_config(SemanticDedupeConfig, {"scope": "--semantic-scope",
+                                                          "threshold": "--semantic-threshold",
+                                                          "model": "--semantic-model"},
+                                   scope=semantic_scope.value, threshold=semantic_threshold, model=semantic_model,
+                                   keep=keep.value))
+        from prefdata.curate.semantic_dedupe import require
+
+        require(semantic_model)  # before reading: a missing extra or model folder is one line
     result = read_pairs(source, format, on_error)
     kept, dropped = run_steps(result, configs)
     finish(result, kept, dropped, output, dropped_to, as_json)

@@ -11,6 +11,7 @@ from importlib import import_module
 _STEPS = {  # step name -> (module under prefdata.curate, or a dotted path; function)
     "dedupe": ("dedupe", "exact"),
     "near_dedupe": ("near_dedupe", "near_dedupe"),
+    "semantic_dedupe": ("semantic_dedupe", "semantic_dedupe"),  # sentence embeddings (extra 'semantic')
     "filter": ("filters", "filter_pairs"),
     "decontaminate": ("decontaminate", "decontaminate"),
     "length_balance": ("length_bias", "balance"),

@@ -53,6 +53,22 @@ class NearDedupeConfig(Step):
         return self
 
 
+class SemanticDedupeConfig(Step):
+    step: Literal["semantic_dedupe"] = "semantic_dedupe"
+    scope: Literal["prompt", "pair"] = Field(
+        "prompt", description="prompt: compare prompts (their user turns). pair: prompt, chosen and rejected must "
+                              "each reach the threshold (three embeddings per row).")
+    threshold: float = Field(0.9, gt=0, le=1, description="Cosine similarity of sentence embeddings from which rows "
+                                                          "are duplicates (0.9: paraphrases, not related questions).")
+    model: str | None = Field(None, description="A local sentence-transformers model folder (BERT-style, mean "
+                                                "pooling); default: all-MiniLM-L6-v2 from the extra's wheel.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")
+    max_length: int = Field(256, ge=8, le=8192, description="Tokens per text; longer texts are cut.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on a CPU with native bfloat16 (AVX512-BF16, AMX), else float32.")
+    keep: Literal["first", "highest_margin"] = "first"
+
+
 class FilterConfig(Step):
     step: Literal["filter"] = "filter"
     min_margin: float | None = Field(None, description="Drop pairs whose score margin is below this (or missing).")
@@ -151,8 +167,8 @@ class PiiConfig(Step):
 
 
 StepConfig = Annotated[
-    Union[DedupeConfig, NearDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig, SplitConfig,
-          HumanReviewConfig, PiiConfig],
+    Union[DedupeConfig, NearDedupeConfig, SemanticDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig,
+          SplitConfig, HumanReviewConfig, PiiConfig],
     Field(discriminator="step"),
 ]
 
