@@ -197,10 +197,12 @@ def embed(texts: pl.Series | list[str], *, model: str | None = None, batch_size:
 
 def similar_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, ...]:
     """Pairs of rows (i < j) whose vectors' dot product (cosine, for unit vectors) is at least `threshold`:
-    arrays `i`, `j`, `similarity`. Each row keeps its `neighbours` most similar later rows."""
+    arrays `i`, `j`, `similarity`, and whether some row had more than `neighbours` later rows that close (then it
+    keeps its `neighbours` most similar)."""
     n = len(vectors)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    found_i, found_j, found_s = [], [], []
+    found_i, found_j, found_s = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.float32)]
+    capped = False
     for a in range(0, n, BLOCK):
         query = vectors[a:a + BLOCK]
         rows, cols, sims = [], [], []
@@ -214,17 +216,38 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, neighbours: int = NE
             sims.append(block[r, k])
         i, j, s = np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
         if len(i) and np.bincount(i - a).max() > neighbours:  # a dense cluster: its rows' most similar only
+            capped = True
             order = np.lexsort((-s, i))
             i, j, s = i[order], j[order], s[order]
-            starts = np.searchsorted(i, i, side="left")
-            keep = np.arange(len(i)) - starts < neighbours
+            keep = np.arange(len(i)) - np.searchsorted(i, i, side="left") < neighbours
             i, j, s = i[keep], j[keep], s[keep]
-        found_i.append(i)
-        found_j.append(j)
+        found_i.append(i.astype(np.int64))
+        found_j.append(j.astype(np.int64))
         found_s.append(s)
-    if not found_i:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
+    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s), capped
+
+
+def duplicates(vectors: np.ndarray, rank: np.ndarray, threshold: float, *, verify=None,
+               neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the row it duplicates (-1: kept) and their similarity, by `first_kept` over `similar_pairs`;
+    `verify(i, j)` may replace the candidates' similarities. Where a dense cluster hit the neighbour cap, the
+    search runs again on the rows kept so far, until no two kept rows reach the threshold."""
+    duplicate_of = np.full(len(vectors), -1, dtype=np.int64)
+    similarity = np.full(len(vectors), np.nan, dtype=np.float32)
+    alive = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)  # zero vectors (empty texts) are nobody's duplicate
+    while len(alive) > 1:
+        i, j, s, capped = similar_pairs(vectors[alive], threshold, neighbours=neighbours)
+        if verify is not None and len(i):
+            s = verify(alive[i], alive[j])
+            close = s >= threshold
+            i, j, s = i[close], j[close], s[close]
+        dup, sim = first_kept(rank[alive], i, j, s)
+        gone = dup >= 0
+        duplicate_of[alive[gone]], similarity[alive[gone]] = alive[dup[gone]], sim[gone]
+        if not capped or not gone.any():
+            break
+        alive = alive[~gone]
+    return duplicate_of, similarity
 
 
 def first_kept(rank: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,11 +303,9 @@ def semantic_dedupe(frame: pl.DataFrame, config: SemanticDedupeConfig | None = N
                        dtype=config.dtype, progress=advance) for name in texts.columns]
     vectors = np.concatenate(parts, axis=1) / np.sqrt(len(parts))  # their cosine: the mean of the fields' cosines
     vectors[empty] = 0  # an empty prompt (or answer) is nobody's duplicate
-    i, j, s = similar_pairs(vectors, config.threshold)  # mean >= threshold: a superset of every field >= threshold
-    if len(parts) > 1 and len(i):
-        s = np.min([np.einsum("ij,ij->i", part[i], part[j]) for part in parts], axis=0)
-        close = s >= config.threshold
-        i, j, s = i[close], j[close], s[close]
+    # mean >= threshold is necessary for every field >= threshold: search on the mean, verify each field
+    verify = (lambda i, j: np.min([np.einsum("ij,ij->i", part[i], part[j]) for part in parts], axis=0)) \
+        if len(parts) > 1 else None
 
     n = frame.height
     position = np.arange(n)  # rank of each row in the keep order
@@ -295,7 +316,7 @@ def semantic_dedupe(frame: pl.DataFrame, config: SemanticDedupeConfig | None = N
     best = np.full(len(texts), n, dtype=np.int64)
     np.minimum.at(best, node_of, position)  # a node's first row in keep order stands for it
     leader = row_at[best]
-    node_dup, node_sim = first_kept(best, i, j, s)
+    node_dup, node_sim = duplicates(vectors, best, config.threshold, verify=verify)
 
     dup = node_dup[node_of]
     copy = (position != best[node_of]) & ~empty[node_of]  # an exact copy of a kept text (empty texts: never)
