@@ -251,7 +251,7 @@ def iterate(
     """On-policy rounds: generate with the current policy, judge, curate, validate, train; again from the result."""
     try:
         from prefdata.align.config import load_config
-        from prefdata.align.iterate import iterate as run_rounds
+        from prefdata.align.iterate import iterate as run_rounds, short
 
         config = load_config(config_file, {"model": model, "data": "(each round's data)", "output": output})
         _logging()
@@ -260,7 +260,7 @@ def iterate(
         _fail(exc)
     for r in records:
         held = r["held_out"]
-        typer.echo(f"round {r['round']}: {r['pairs']} pairs ({r['fingerprint'][:12]}), {r['steps']} steps, "
+        typer.echo(f"round {r['round']}: {r['pairs']} pairs ({short(r['fingerprint'])}), {r['steps']} steps, "
                    f"train loss {_f(r['train_loss'])}, held-out accuracy {_f(held.get('eval_rewards/accuracies'), 3)}"
                    + (" (reused)" if r["training_reused"] else ""))
     typer.echo(f"rounds recorded in {Path(output) / 'iterate.json'} and {Path(output) / 'README.md'}")

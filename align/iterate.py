@@ -113,6 +113,11 @@ def iterate(spec: Any, config: Any, rounds: int, output: str | Path, *, eval_dat
     return records
 
 
+def short(fingerprint: str) -> str:
+    """`sha256:9755a...` as its first 12 hex digits."""
+    return fingerprint.rpartition(":")[2][:12]
+
+
 def _f(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
 
@@ -132,7 +137,7 @@ def write(out: Path, records: list[dict], base: str, eval_data: str | None) -> N
              "|---|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if eval_data else "")]
     for r in records:
         held, ev = r["held_out"], (r.get("eval") or {}).get("reward") or {}
-        row = (f"| {r['round']} | {r['pairs']} | `{r['fingerprint'][:12]}` | {r['steps']} | {_f(r['train_loss'])} | "
+        row = (f"| {r['round']} | {r['pairs']} | `{short(r['fingerprint'])}` | {r['steps']} | {_f(r['train_loss'])} | "
                f"{_f(held.get('eval_rewards/accuracies'))} | {_f(held.get('eval_rewards/margins'))} |")
         if eval_data:
             row += f" {_f(ev.get('eval_rewards/accuracies'))} | {_f(ev.get('eval_rewards/margins'))} |"
