@@ -335,3 +335,16 @@ def test_the_readme_example_builds_multiturn_pairs_from_hh_rlhf(tmp_path, embedd
     for row, prompt in zip(rows, data["prompt"].to_list()):
         assert row["prompt"].count("<|im_start|>user\n") == _roles(prompt).count("user")
         assert row["prompt"].endswith(f"{prompt[-1]['content']}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_chat_template_without_transformers_is_one_line(tmp_path):
+    """A machine without the transformers extra: the option says what to install, not a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['transformers'] = None\n"
+            "from prefdata.cli import main; sys.argv = ['prefdata'] + sys.argv[1:]; main()")
+    done = subprocess.run([sys.executable, "-c", code, "convert", str(DPO_DEMO), str(tmp_path / "x.jsonl"),
+                           "--to", "standard", "--chat-template", "some/tokenizer"], capture_output=True, text=True)
+    assert done.returncode == 2 and "pip install 'prefdata[transformers]'" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -21,8 +21,12 @@ def _line(exc: BaseException) -> str:
 def renderer(name: str) -> Callable[[list[dict]], str]:
     """A function rendering a message list as `name`'s chat template does, with the generation prompt (the text a
     model continues with its answer). `name`: a tokenizer or model folder, or a Hub id."""
-    from transformers import AutoTokenizer
-
+    try:
+        import jinja2  # noqa: F401  transformers renders chat templates with it
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise PrefdataError("a chat template needs transformers (and jinja2): pip install 'prefdata[transformers]'"
+                            ) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError, ImportError) as exc:
