@@ -82,6 +82,8 @@ def best_of_n(pairs: pl.DataFrame, config: SftSpec | None = None) -> schema.Stag
     for column in ("chosen_score", "margin", "source"):
         if column not in pairs.columns:
             pairs = pairs.with_columns(pl.lit(None, schema.PAIRS[column]).alias(column))
+    finite = [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in ("chosen_score", "margin")]
+    pairs = pairs.with_columns(finite)  # a NaN or infinite score is no score (NaN would sort above every number)
     ranked = _ranked(_answers(pairs)).with_columns(_why(config).alias("_why"))
     extra = ["split"] if "split" in pairs.columns else []
     chosen = ranked.filter(pl.col("_why").is_null()).with_columns(

@@ -189,3 +189,11 @@ def test_a_data_folder_that_is_not_a_builds_split_files_stops_the_build(tmp_path
     done = run_cli("build", HH_SPEC, "--output", out)
     assert done.returncode == 2 and "mine.csv, not split files a build wrote" in done.stderr, done.stderr
     assert (out / "data" / "mine.csv").is_file() and not (out / "data.parquet").exists()
+
+
+def test_nan_and_infinite_scores_count_as_no_score():
+    rows = [("q", "nan", "x", float("nan"), 1.0), ("q", "fine", "y", 6.0, 1.0), ("r", "inf", "z", float("inf"), 1.0)]
+    result = best_of_n(_pairs(rows), SftSpec(min_score=5))
+    kept = dict(result.kept.select("prompt_id", pl.col("messages").list.last().struct.field("content")).iter_rows())
+    assert kept == {"q": "fine"}  # NaN does not outrank 6.0
+    assert result.dropped.select("prompt_id", "reason").rows() == [("r", "no_score")]
