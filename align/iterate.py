@@ -36,6 +36,14 @@ def policy_spec(spec: Any, policy: str) -> Any:
     return spec.model_copy(update={"generate": generate.model_copy(update={"backend": backend, "backends": []})})
 
 
+def _check_model(model: str) -> None:
+    """The starting policy is a local folder or a Hub id: found now, not after a round's requests all fail."""
+    from prefdata.io.sources import HUB_ID
+
+    if not Path(model).expanduser().is_dir() and not (HUB_ID.match(model) and not Path(model.split("/")[0]).is_dir()):
+        raise PrefdataError(f"--model {model}: no such model folder (nor a Hub id)")
+
+
 def _reusable(run: Path, config: Any, fingerprint: str) -> dict | None:
     """The run's summary when it finished on this data with this config (and its model is there)."""
     summary, saved = run / "summary.json", run / "align_config.json"
@@ -93,6 +101,7 @@ def iterate(spec: Any, config: Any, rounds: int, output: str | Path, *, eval_dat
     if rounds < 1:
         raise PrefdataError(f"--rounds must be at least 1, not {rounds}")
     out, base, policy = Path(output), config.model, config.model
+    _check_model(base)
     refuse_if_unrunnable(config)
     records, fresh = [], False
     for number in range(1, rounds + 1):

@@ -83,11 +83,13 @@ def _weights(folder):
 
 
 def test_refusals_are_one_line(tmp_path):
-    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"method": "dpo", "profile": "cpu", "model": "m"}))
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"method": "dpo", "profile": "cpu", "model": str(tmp_path)}))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"name": "x", "sources": [{"path": str(DPO_DEMO)}],
                                                      "generate": None}))
-    for args, said in [(("--rounds", "2"), "generate"), (("--rounds", "0"), "--rounds")]:
-        done = _align("iterate", tmp_path / "s.yaml", "--train", tmp_path / "t.yaml", "--output", tmp_path / "o",
-                      *args)
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"name": "x", "sources": [{"path": str(DPO_DEMO)}]}))
+    for args, said in [(("--rounds", "2"), "generate"), (("--rounds", "0"), "--rounds"),
+                       (("--rounds", "1", "--model", str(tmp_path / "missing")), "no such model folder")]:
+        spec = tmp_path / ("g.yaml" if "--model" in args else "s.yaml")
+        done = _align("iterate", spec, "--train", tmp_path / "t.yaml", "--output", tmp_path / "o", *args)
         assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
