@@ -90,11 +90,8 @@ def best_of_n(pairs: pl.DataFrame, config: SftSpec | None = None) -> schema.Stag
         pl.concat_list("prompt", "chosen").alias("messages"))
     kept = schema.conform(chosen, SFT).select(*SFT, *extra)
     left = ranked.filter(pl.col("_why").is_not_null())
-    record = [c for c in pairs.columns if c in left.columns]
+    record = [c for c in pairs.columns if c in left.columns]  # the best pair as it was, not the ranking helpers
     dropped = schema.dropped_rows(left.select(*record, "_why", "score"), STAGE, pl.col("_why"),
                                   id_column="pair_id" if "pair_id" in record else None,
-                                  detail=_detail(config))
-    if dropped.height:  # `record` holds the best pair's columns, not the ranking helpers
-        dropped = dropped.with_columns(
-            left.select(pl.struct(record).struct.json_encode()).to_series().alias("record"))
+                                  detail=_detail(config), helpers=("_why", "score"))
     return schema.StageResult(kept, dropped)

@@ -1,7 +1,8 @@
 """Pair: judgments -> preference pairs, by the panel's decisions and the pairing policy.
 
 Input rows are the judged comparisons (gold items excluded). A comparison the panel could not decide
-is dropped with its reason: `judge_unparsed` (no readable verdict), `position_inconsistent` (every
+is dropped with its reason: `judge_request_failed` (no judge got an answer back: a transport failure, which a
+re-run of the build retries), `judge_unparsed` (answers came back, none readable), `position_inconsistent` (every
 judge's two orders disagreed), `panel_tie`. Decided comparisons become pairs as the policy says:
 `all_pairs`, `best_vs_each` (the strongest candidate over each one it beat) or `best_vs_worst` (one
 pair per prompt); the rest are dropped as `not_selected`. Ties are never paired. `chosen_score` and
@@ -29,9 +30,16 @@ def _assistant(text: pl.Expr) -> pl.Expr:
 
 
 def _undecided_reason() -> pl.Expr:
-    return (pl.when(pl.col("decision").is_null()).then(pl.lit("judge_unparsed"))
+    return (pl.when(pl.col("decision").is_null() & pl.col("request_failed")).then(pl.lit("judge_request_failed"))
+            .when(pl.col("decision").is_null()).then(pl.lit("judge_unparsed"))
             .when(pl.col("all_inconsistent")).then(pl.lit("position_inconsistent"))
             .otherwise(pl.lit("panel_tie")))
+
+
+def _request_failures(votes: pl.DataFrame) -> pl.DataFrame:
+    """Per comparison: whether no judgment got an answer back (`raw` null), and the first such error."""
+    return votes.group_by(KEYS).agg(pl.col("raw").is_null().all().alias("request_failed"),
+                                    pl.col("error").drop_nulls().first().alias("first_error"))
 
 
 def _oriented(decided: pl.DataFrame) -> pl.DataFrame:
@@ -70,12 +78,15 @@ def pair(judgments: pl.DataFrame, config: PanelSpec, ctx: Context | None = None,
         votes = votes.filter(pl.col("judge").is_in(judges))
     decided, strengths = decide(resolve(votes, config.inconsistent), config.method, scales or {}, config.weight)
     decided = decided.join(decision_confidence(votes, decided), on=KEYS, how="left")
-    undecided = decided.filter(~pl.col("decision").is_in(["a", "b"]) | pl.col("decision").is_null())
+    undecided = decided.filter(~pl.col("decision").is_in(["a", "b"]) | pl.col("decision").is_null()).join(
+        _request_failures(votes), on=KEYS, how="left")
     oriented = _oriented(decided.filter(pl.col("decision").is_in(["a", "b"])))
     oriented = oriented.join(_best_and_worst(strengths), on="prompt_id", how="left")
     chosen_mask = _select(config.pairing)
     dropped = pl.concat([
-        schema.dropped_rows(undecided.drop("verdicts"), STAGE, _undecided_reason(), id_column="a_id"),
+        schema.dropped_rows(undecided.drop("verdicts"), STAGE, _undecided_reason(), id_column="a_id",
+                            detail=pl.when("request_failed").then("first_error"),
+                            helpers=("request_failed", "first_error")),
         schema.dropped_rows(oriented.filter(~chosen_mask).drop("verdicts"), STAGE, "not_selected",
                             id_column="chosen_id", detail=pl.lit(f"pairing policy {config.pairing}")),
     ])

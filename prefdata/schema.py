@@ -228,8 +228,10 @@ def dropped_rows(
     *,
     id_column: str | None = None,
     detail: str | pl.Expr | None = None,
+    helpers: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Turn removed rows into the DROPPED table, keeping each whole row as JSON in `record`."""
+    """Turn removed rows into the DROPPED table, keeping each whole row as JSON in `record` (less `helpers`: columns
+    that only the reason or detail expressions read)."""
     if frame.height == 0:
         return empty(DROPPED)
 
@@ -242,5 +244,5 @@ def dropped_rows(
         as_expr(detail).cast(pl.String).alias("detail"),
         (pl.col("prompt_id") if "prompt_id" in frame.columns else pl.lit(None)).cast(pl.String).alias("prompt_id"),
         (pl.col(id_column) if id_column else pl.lit(None)).cast(pl.String).alias("row_id"),
-        pl.struct(pl.all()).struct.json_encode().alias("record"),
+        pl.struct(pl.all().exclude(helpers) if helpers else pl.all()).struct.json_encode().alias("record"),
     )

@@ -1,5 +1,7 @@
 """The panel and the pairing policies on judgment tables with planted verdicts."""
 
+import json
+
 import polars as pl
 import pytest
 
@@ -159,3 +161,21 @@ def test_judge_report_gold_accuracy_consistency_and_drop():
     assert all(f["few"] for f in (good["gold_accuracy"], bad["position_consistency"]))  # a handful of items
     assert report["dropped_judges"] == ["bad"] and bad["flagged"] and not good["flagged"]
     assert report["agreement"]["good"]["bad"]["items"] == 1 and "good" not in report["agreement"]["good"]
+
+
+def test_a_failed_judge_request_is_its_own_reason_not_an_unreadable_verdict():
+    """No judge got an answer back (a transport failure): `judge_request_failed` with the error, which a re-run
+    retries; an answer that came back unreadable stays `judge_unparsed`."""
+    prompts, candidates = demo_tables(n_prompts=1)
+    pid = prompts["prompt_id"][0]
+    rows = judgments([("j", pid, "p0c0", "p0c1", o, None, None, None) for o in ("ab", "ba")]
+                     + [("j", pid, "p0c0", "p0c2", o, None, None, None) for o in ("ab", "ba")])
+    failed = (pl.col("a_id") == "p0c1") | (pl.col("b_id") == "p0c1")
+    rows = rows.with_columns(pl.when(failed).then(None).otherwise(pl.col("raw")).alias("raw"),
+                             pl.when(failed).then(pl.lit("backend_error: ConnectError: refused")).alias("error"))
+    result = pair(rows, PanelSpec(pairing="all_pairs"), candidates=candidates, prompts=prompts)
+    assert sorted(result.dropped["reason"]) == ["judge_request_failed", "judge_unparsed"]
+    failed_row = result.dropped.filter(pl.col("reason") == "judge_request_failed").row(0, named=True)
+    assert failed_row["detail"] == "backend_error: ConnectError: refused"
+    assert "request_failed" not in json.loads(failed_row["record"])  # helpers stay out of the record
+    assert result.dropped.filter(pl.col("reason") == "judge_unparsed")["detail"].to_list() == [None]
