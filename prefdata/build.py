@@ -316,13 +316,19 @@ def _validate(out: Path, spec: Spec, review: dict | None):
 SFT_FILES = (SFT_FILE, "sft.dropped.parquet")
 
 
-def _best_of_n(data: pl.DataFrame, spec: Spec, out: Path) -> dict | None:
-    """`output.sft`: the best answer per prompt as sft.parquet, the prompts left out (with reasons) beside it."""
+def _best_of_n(data: pl.DataFrame, spec: Spec) -> schema.StageResult | None:
+    """`output.sft`: the best answer per prompt (before anything is written: judged data it needs is checked)."""
     if spec.output.sft is None:
         return None
     from prefdata.best_of_n import best_of_n
 
-    examples = best_of_n(data, spec.output.sft)
+    return best_of_n(data, spec.output.sft)
+
+
+def _write_sft(examples: schema.StageResult | None, spec: Spec, out: Path) -> dict | None:
+    """sft.parquet and the prompts left out (with reasons) beside it; their counts."""
+    if examples is None:
+        return None
     examples.kept.write_parquet(out / SFT_FILES[0])
     examples.dropped.write_parquet(out / SFT_FILES[1])
     return {"prompts": examples.kept.height + examples.dropped.height, "exported": examples.kept.height,
@@ -331,6 +337,7 @@ def _best_of_n(data: pl.DataFrame, spec: Spec, out: Path) -> dict | None:
 
 
 def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> BuildResult:
+    examples = _best_of_n(flow.data, spec)
     out.mkdir(parents=True, exist_ok=True)
     dropped = pl.concat(flow.dropped, how="vertical_relaxed")
     template = chat_template(spec)
@@ -339,7 +346,7 @@ def _write(spec: Spec, out: Path, flow: _Flow, ctx: Context, runner: Runner) -> 
     dropped.write_parquet(out / "dropped.parquet")
     for name, table in flow.tables.items():
         table.write_parquet(out / f"{name}.parquet")
-    sft = _best_of_n(flow.data, spec, out)
+    sft = _write_sft(examples, spec, out)
     report = _validate(out, spec, flow.review)
     manifest = {
         "name": spec.shown(spec.name),  # ${ENV} values and URL credentials stay out of written files

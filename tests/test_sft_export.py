@@ -197,3 +197,13 @@ def test_nan_and_infinite_scores_count_as_no_score():
     kept = dict(result.kept.select("prompt_id", pl.col("messages").list.last().struct.field("content")).iter_rows())
     assert kept == {"q": "fine"}  # NaN does not outrank 6.0
     assert result.dropped.select("prompt_id", "reason").rows() == [("r", "no_score")]
+
+
+def test_a_score_bound_on_unjudged_sources_stops_the_build_before_it_writes(tmp_path):
+    spec = yaml.safe_load(HH_SPEC.read_text())
+    spec["sources"][0]["path"] = str(ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base_test.jsonl.gz")
+    spec["output"]["sft"] = {"min_score": 6}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    done = run_cli("build", tmp_path / "spec.yaml", "--output", tmp_path / "out")
+    assert done.returncode == 2 and "carry no judges' scores" in done.stderr, done.stderr
+    assert not (tmp_path / "out" / "data.parquet").exists()
