@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 def test_the_corpus_has_no_traceback_hang_or_silently_wrong_result(tmp_path):
     cases, files = build(tmp_path)
     assert len(files) >= 60 and len({c.name for c in cases}) == len(cases)
-    assert {c.argv[0] for c in cases} >= {"convert", "stats", "validate", "filter", "dedupe", "length-bias", "split"}
+    assert {c.argv[0] for c in cases} >= {"convert", "stats", "validate", "filter", "dedupe", "length-bias", "split",
+                                          "export", "pii"}
     outcomes = run(cases, tmp_path)
     counts = summary(outcomes)
     assert {k: counts[k] for k in DEFECTS} == dict.fromkeys(DEFECTS, 0), report(outcomes)

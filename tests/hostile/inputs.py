@@ -69,6 +69,19 @@ def wrote(out: Path, written: int, rejected: int) -> Callable:
     return check
 
 
+def exported(prompts: int, unreadable: int) -> Callable:
+    """Check `export --sft --json`: every readable prompt's best answer, the bad records counted."""
+
+    def check(done) -> str | None:
+        found = strict_json(done.stdout)
+        if (found["exported"], found["unreadable_records"]) != (prompts, unreadable):
+            return f"exported {found['exported']}, unreadable {found['unreadable_records']}; expected {prompts}, " \
+                   f"{unreadable}"
+        return None
+
+    return check
+
+
 def summary_says(rows_out: int, **dropped: int) -> Callable:
     """Check a curation command's strict `--json` summary: rows out, reasons, rows in = out + dropped."""
 
@@ -138,10 +151,11 @@ class Corpus:
         row kept and each bad one set aside (convert: counted in its files; curation commands and stats:
         in their strict --json figures)."""
         out = self.out / f"{name}.jsonl"
-        argv = {"convert": [out], "dedupe": [out, "--json"], "filter": [out, "--json"],
+        argv = {"convert": [out], "dedupe": [out, "--json"], "filter": [out, "--json"], "pii": [out, "--json"],
+                "export": [out, "--sft", "--json"],
                 "split": [self.out / name, "--json"], "length-bias": ["--json"], "stats": ["--json"]}[command]
-        check = {"convert": wrote(out, N, bad), "stats": figures(rows=N, rows_in=N + bad)}.get(command,
-                                                                                           summary_says(N))
+        check = {"convert": wrote(out, N, bad), "stats": figures(rows=N, rows_in=N + bad),
+                 "export": exported(len({json.dumps(r["prompt"]) for r in GOOD}), bad)}.get(command, summary_says(N))
         self.error(f"{name}/raise", command, path, *argv)
         self.ok(f"{name}/skip", command, path, *argv, "--on-error", "skip", check=check)
 
@@ -181,6 +195,15 @@ def json_records(c: Corpus) -> None:
     c.bad_record("lone_surrogate_escaped", c.lines("surrogate_escaped.jsonl", with_raw("chosen", b'"ok\\udc00"')),
                  command="length-bias")
     c.bad_record("lone_surrogate_bytes", c.lines("surrogate_bytes.jsonl", with_raw("chosen", b'"ok\xed\xa0\x80"')))
+    # the newer pair commands meet the same records: best-of-n export, PII
+    c.bad_record("deep_array_export", c.lines("deep_array_export.jsonl", with_raw("prompt", nested(100_000, "array"))),
+                 command="export")
+    c.bad_record("nan_score_export", c.lines("nan_export.jsonl", with_raw("score_chosen", b"NaN" + scores)),
+                 command="export")
+    surrogate_mail = with_raw("chosen", b'"mail me at a@b.com \\udc00"')
+    c.bad_record("lone_surrogate_pii", c.lines("surrogate_pii.jsonl", surrogate_mail), command="pii")
+    c.bad_record("deep_object_pii", c.lines("deep_object_pii.jsonl", with_raw("prompt", nested(70, "object"))),
+                 command="pii")
     c.bad_record("invalid_utf8", c.lines("invalid_utf8.jsonl", with_raw("chosen", b'"\xff\xfe"')))
     c.bad_record("nul_byte_raw", c.lines("nul_raw.jsonl", with_raw("chosen", b'"o\x00k"')))
     c.bad_record("nul_byte_escaped", c.lines("nul_escaped.jsonl", record(chosen="o\x00k")))
