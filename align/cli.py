@@ -266,6 +266,49 @@ def iterate(
     typer.echo(f"rounds recorded in {Path(output) / 'iterate.json'} and {Path(output) / 'README.md'}")
 
 
+@app.command()
+def compare(
+    variants: list[str] = typer.Option(..., "--variant", help="NAME=PATH (a file or folder of pairs) or "
+                                       "NAME=BASE+step:key=value,... (a curation of an earlier variant or a file, "
+                                       "with the spec's step names); repeat, the first is the baseline."),
+    held_out: str = typer.Option(..., "--eval", help="The held-out pairs every run is scored on."),
+    output: str = typer.Option(..., "--output", help="Folder: data/, runs/, compare.json, README.md, compare.png."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="align train YAML (its data and output are "
+                                               "set per run)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model (default: the config's)."),
+    method: Optional[str] = typer.Option(None, "--method", help="dpo, ipo, orpo or simpo."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="qlora, lora, full or cpu."),
+    max_steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps of every run (equal compute)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Held-out evaluation every N steps."),
+    seeds: int = typer.Option(2, "--seeds", min=1, max=20, help="Runs per variant (seeds 0..N-1 added to the "
+                              "config's)."),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Train even where held-out prompts are in "
+                                       "a variant (said in the report; those runs are not stamped)."),
+) -> None:
+    """Train the same model on several dataset variants at equal compute and score them on one held-out set."""
+    import sys
+
+    try:
+        from prefdata.align.compare import compare as run_compare, parse_variant
+        from prefdata.align.config import load_config
+
+        config = load_config(config_file, {"model": model, "method": method, "profile": profile,
+                                           "max_steps": max_steps, "batch_size": batch_size,
+                                           "eval_steps": eval_steps, "data": "(each variant's file)",
+                                           "output": output})
+        parsed = []
+        for text in variants:
+            parsed.append(parse_variant(text, {v.name for v in parsed}))
+        _logging()
+        result = run_compare(config, parsed, held_out, output, seeds, allow_overlap,
+                             argv=["align", *sys.argv[1:]])
+    except PrefdataError as exc:
+        _fail(exc)
+    typer.echo((Path(output) / "README.md").read_text(encoding="utf-8").split("Equal compute")[0].strip())
+    typer.echo(f"every figure in {Path(output) / 'compare.json'}; {len(result['runs'])} runs")
+
+
 def main() -> None:
     run(app, "align")
 
