@@ -92,7 +92,8 @@ def _pairs(source: str) -> pl.DataFrame:
 def prepare(variants: list[Variant], held_out: str, out: Path, allow_overlap: bool) -> dict[str, dict]:
     """Each variant's stamped training file (train split + the held-out set as test), and its facts."""
     from prefdata.curate import run_step
-    from prefdata.io import write_table
+    from prefdata.fingerprint import fingerprint
+    from prefdata.io import read_dataset, write_table
     from prefdata.validators.api import validate
 
     held = _pairs(held_out).drop("split", strict=False)
@@ -116,19 +117,10 @@ def prepare(variants: list[Variant], held_out: str, out: Path, allow_overlap: bo
         allowed = overlap and all(f.startswith("split_leakage ") for f in failed)  # --allow-overlap said so
         if failed and not allowed:
             raise PrefdataError(f"--variant {variant.name}: the data did not pass validation: {'; '.join(failed)}")
-        facts[variant.name] = {"data": str(path), "base": variant.base, "pairs": frame.height,
+        facts[variant.name] = {"data": str(path), "fingerprint": fingerprint(read_dataset(path).frame),
+                               "base": variant.base, "pairs": frame.height,
                                "curation": counts, "held_out_overlap": overlap, "stamp_passed": not failed}
     return facts
-
-
-def _reusable(run: Path, config: Any) -> dict | None:
-    """The run's summary when it finished with this config (same data file, seed, budget)."""
-    summary, saved = run / "summary.json", run / "align_config.json"
-    if not (summary.is_file() and saved.is_file()):
-        return None
-    if json.loads(saved.read_text(encoding="utf-8")) != json.loads(config.resolved().model_dump_json()):
-        return None
-    return json.loads(summary.read_text(encoding="utf-8"))
 
 
 def interval(values: list[float], bounds: tuple[float, float] | None = None) -> dict:
@@ -174,7 +166,7 @@ def _minus(a: float | None, b: float | None) -> float | None:
 def compare(config: Any, variants: list[Variant], held_out: str, out: str | Path, seeds: int,
             allow_overlap: bool = False, argv: list[str] | None = None) -> dict:
     """Train every (variant, seed) from `config` (model, method, profile, steps, batch) and score them."""
-    from prefdata.align.train import refuse_if_unrunnable, train
+    from prefdata.align.train import finished, refuse_if_unrunnable, train
 
     if seeds < 1:
         raise PrefdataError(f"--seeds must be at least 1, not {seeds}")
@@ -195,7 +187,7 @@ def compare(config: Any, variants: list[Variant], held_out: str, out: str | Path
                                                    "seed": config.seed + seed, "eval_split": None, "split": None,
                                                    # only an overlap the user allowed fails the stamp
                                                    "skip_validation": not facts[variant.name]["stamp_passed"]})
-            summary = _reusable(run, run_config)
+            summary = finished(run, run_config, facts[variant.name]["fingerprint"])
             reused = summary is not None
             summary = summary or train(run_config)
             held = summary.get("held_out") or {}

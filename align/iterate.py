@@ -44,16 +44,6 @@ def _check_model(model: str) -> None:
         raise PrefdataError(f"--model {model}: no such model folder (nor a Hub id)")
 
 
-def _reusable(run: Path, config: Any, fingerprint: str) -> dict | None:
-    """The run's summary when it finished on this data with this config (and its model is there)."""
-    summary, saved = run / "summary.json", run / "align_config.json"
-    if not (summary.is_file() and saved.is_file() and (run / "model" / "config.json").is_file()):
-        return None
-    found = json.loads(summary.read_text(encoding="utf-8"))
-    same = json.loads(saved.read_text(encoding="utf-8")) == json.loads(config.resolved().model_dump_json())
-    return found if same and found.get("fingerprint") == fingerprint else None
-
-
 def _built(spec: Any, folder: Path, fresh: bool, quiet: bool, number: int) -> Any:
     from prefdata.build import build
 
@@ -94,7 +84,7 @@ def _record(number: int, policy: str, built: Any, run: Path, summary: dict, reus
 def iterate(spec: Any, config: Any, rounds: int, output: str | Path, *, eval_data: str | None = None,
             eval_limit: int | None = None, quiet: bool = False) -> list[dict]:
     """Run `rounds` on-policy rounds from `config.model`; returns (and writes) one record per round."""
-    from prefdata.align.train import refuse_if_unrunnable, train
+    from prefdata.align.train import finished, refuse_if_unrunnable, train
     from prefdata.spec import load_spec
 
     spec = spec if not isinstance(spec, (str, Path)) else load_spec(spec)
@@ -110,7 +100,7 @@ def iterate(spec: Any, config: Any, rounds: int, output: str | Path, *, eval_dat
         run = folder / "train"
         round_config = config.model_copy(update={"model": policy, "data": str(folder / "data"), "output": str(run),
                                                  "merge": True})  # a whole model: the next round's generator
-        summary = _reusable(run, round_config, built.manifest["fingerprint"])
+        summary = finished(run, round_config, built.manifest["fingerprint"])
         reused = summary is not None
         summary = summary or train(round_config)
         fresh = fresh or not reused

@@ -211,6 +211,17 @@ def held_out_history(path: Path) -> list[dict[str, Any]]:
     return frame.select("step", *keys).filter(pl.any_horizontal(pl.col(keys).is_not_null())).to_dicts()
 
 
+def finished(run: Path, config: Any, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a run that finished on this data (fingerprint) with this config, its model saved; else None.
+    What `align iterate` and `align compare` reuse instead of training again."""
+    summary, saved = run / "summary.json", run / "align_config.json"
+    if not (summary.is_file() and saved.is_file() and (run / "model").is_dir()):
+        return None
+    found = json.loads(summary.read_text(encoding="utf-8"))
+    same = json.loads(saved.read_text(encoding="utf-8")) == json.loads(config.resolved().model_dump_json())
+    return found if same and found.get("fingerprint") == fingerprint else None
+
+
 def refuse_if_unrunnable(config: Any) -> None:
     """The checks that need no model: profile vs hardware. For `--dry-run` and tests."""
     from prefdata.align.hardware import detect
