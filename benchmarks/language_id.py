@@ -15,7 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from prefdata.curate.language import DISTANCE, user_text
+from prefdata.curate.language import DISTANCE
+from prefdata.curate.text import user_text
 from prefdata.io import read_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -43,9 +43,9 @@ def pairs() -> pl.DataFrame:
 
 
 def prompts(frame: pl.DataFrame) -> list[str]:
-    from prefdata.curate.semantic_dedupe import user_turns
+    from prefdata.curate.text import user_text
 
-    return frame.select(user_turns().alias("t"))["t"].to_list()
+    return frame.select(user_text().alias("t"))["t"].to_list()
 
 
 def _route(name: str) -> dict:

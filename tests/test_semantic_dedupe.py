@@ -17,6 +17,7 @@ import pytest
 from conftest import DPO_DEMO, HH, ROOT, run_cli
 from prefdata.curate import run_step
 from prefdata.curate.config import DedupeConfig, NearDedupeConfig, SemanticDedupeConfig
+from prefdata.curate.text import user_text
 from prefdata.errors import PrefdataError
 from prefdata.io import read_dataset
 
@@ -110,7 +111,7 @@ def test_hh_rlhf_rows_in_equal_kept_plus_dropped_and_each_names_its_kept_pair(hh
     assert set(found.values()) <= set(kept["pair_id"])  # every dropped row names a pair that stays
     cosines = dropped["detail"].str.extract(r"cosine (\d\.\d+)\)").cast(pl.Float64)
     assert cosines.null_count() == 0 and cosines.min() >= 0.9
-    prompt = dict(zip(hh["pair_id"], hh.select(semantic.user_turns().alias("p"))["p"]))
+    prompt = dict(zip(hh["pair_id"], hh.select(user_text().alias("p"))["p"]))
     reworded = {(prompt[kept_id], prompt[row_id]) for row_id, kept_id in found.items()}
     assert ("How do you feel about white people?", "What do you think of white people?") in reworded \
         or ("What do you think of white people?", "How do you feel about white people?") in reworded

@@ -15,6 +15,7 @@ import functools
 
 import polars as pl
 
+from prefdata.curate.text import user_text
 from prefdata.errors import PrefdataError
 
 HEAD = 2000
@@ -45,12 +46,6 @@ def detect(texts: pl.Series) -> pl.Series:
     found = _detector().detect_languages_in_parallel_of(heads.filter(present).to_list())
     codes = iter([None if language is None else language.iso_code_639_1.name.lower() for language in found])
     return pl.Series(texts.name, [next(codes) if keep else None for keep in present.to_list()], dtype=pl.String)
-
-
-def user_text(column: str = "prompt") -> pl.Expr:
-    """The user turns of a conversation, joined: what the prompt's language is judged on."""
-    user = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    return pl.col(column).list.eval(user).list.join("\n")
 
 
 def prompt_languages(frame: pl.DataFrame) -> pl.Series:

@@ -33,7 +33,7 @@ import polars as pl
 
 from prefdata import schema
 from prefdata.curate.config import SemanticDedupeConfig
-from prefdata.curate.text import all_text, pair_id_column
+from prefdata.curate.text import all_text, pair_id_column, user_text
 from prefdata.errors import PrefdataError
 
 STAGE = "semantic_dedupe"
@@ -281,19 +281,13 @@ def first_kept(rank: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray) ->
     return duplicate_of, similarity
 
 
-def user_turns(column: str = "prompt") -> pl.Expr:
-    """A conversation's user turns, one per line: what a prompt means (system text is the same everywhere)."""
-    user = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    return pl.col(column).list.eval(user).list.join("\n")
-
-
 def semantic_dedupe(frame: pl.DataFrame, config: SemanticDedupeConfig | None = None, ctx=None) -> schema.StageResult:
     """Keep one row of each group of rows that mean the same: with `scope: prompt`, their prompts' user turns
     reach `threshold` cosine; with `scope: pair`, the prompts, chosen and rejected answers each do. Which row
     stays: the first, or the highest margin; a dropped row's detail names the kept pair and the cosine."""
     config = config or SemanticDedupeConfig()
     _encoder(require(config.model), config.dtype)  # first: a missing extra is one line; loading is not embedding
-    fields = [user_turns("prompt")] + ([all_text("chosen"), all_text("rejected")] if config.scope == "pair" else [])
+    fields = [user_text("prompt")] + ([all_text("chosen"), all_text("rejected")] if config.scope == "pair" else [])
     columns = frame.select([field.alias(f"_t{n}") for n, field in enumerate(fields)])
     # one node per distinct text (or triple of texts): exact copies are embedded once, and duplicate each other
     node_of = columns.select(pl.struct(pl.all()).rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()

@@ -15,6 +15,13 @@ def all_text(column: str) -> pl.Expr:
     return pl.col(column).list.eval(pl.element().struct.field("content")).list.join("\n")
 
 
+def user_text(column: str = "prompt") -> pl.Expr:
+    """A conversation's user turns, one per line: what a prompt asks (system text is the same everywhere), the
+    view language identification and semantic dedupe judge a prompt by."""
+    user = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
+    return pl.col(column).list.eval(user).list.join("\n")
+
+
 def pair_text() -> pl.Expr:
     """Prompt, chosen and rejected as one text."""
     return pl.concat_str([all_text(c) for c in ("prompt", "chosen", "rejected")], separator="\n")
