@@ -285,12 +285,21 @@ def compare(
                               "config's)."),
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Train even where held-out prompts are in "
                                        "a variant (said in the report; those runs are not stamped)."),
+    win_rate: bool = typer.Option(False, "--win-rate", help="Also judge each run's answers to the held-out prompts "
+                                  "against the base model's (both orders; answers and verdicts cached)."),
+    judges: Optional[Path] = typer.Option(None, "--judges", help="YAML list of judges for --win-rate (default: the "
+                                          "embedded)."),
+    win_limit: Optional[int] = typer.Option(None, "--win-limit", min=1, help="--win-rate on at most this many "
+                                            "held-out prompts."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, max=4096, help="Longest answer for "
+                                       "--win-rate."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Request cache for --win-rate (default: prefdata's)."),
 ) -> None:
     """Train the same model on several dataset variants at equal compute and score them on one held-out set."""
     import sys
 
     try:
-        from prefdata.align.compare import compare as run_compare, parse_variant
+        from prefdata.align.compare import WinRate, compare as run_compare, parse_variant
         from prefdata.align.config import load_config
 
         config = load_config(config_file, {"model": model, "method": method, "profile": profile,
@@ -301,8 +310,11 @@ def compare(
         for text in variants:
             parsed.append(parse_variant(text, {v.name for v in parsed}))
         _logging()
+        if (judges or win_limit or cache) and not win_rate:
+            raise PrefdataError("--judges, --win-limit and --cache go with --win-rate")
+        win = WinRate(_judges(judges), win_limit, max_new_tokens, cache) if win_rate else None
         result = run_compare(config, parsed, held_out, output, seeds, allow_overlap,
-                             argv=["align", *sys.argv[1:]])
+                             argv=["align", *sys.argv[1:]], win=win)
     except PrefdataError as exc:
         _fail(exc)
     typer.echo((Path(output) / "README.md").read_text(encoding="utf-8").split("Equal compute")[0].strip())

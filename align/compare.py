@@ -7,7 +7,9 @@ and its closing evaluation against the base model) and validation checks that no
 training rows. A variant is a file (`raw=out/raw.parquet`) or a curation applied to another variant with the
 spec's step names (`margin2=raw+filter:min_margin=2`, steps joined by `+`).
 
-Figures per run: held-out reward accuracy, margin and loss (the implicit DPO-family reward). Per variant: the mean
+Figures per run: held-out reward accuracy, margin and loss (the implicit DPO-family reward), and with `--win-rate`
+the judged win rate of the run's answers to the held-out prompts over the base model's (align eval's win rate:
+the judge panel in both orders, answers and verdicts through the request cache). Per variant: the mean
 over seeds with a 95% t-interval; per variant after the first: its difference to the first, paired by seed, with
 its interval. Written: compare.json (every figure), README.md (the table and the command that reproduces it),
 compare.png (held-out accuracy per step, mean over seeds). A finished run is not trained again.
@@ -28,6 +30,8 @@ from prefdata.errors import PrefdataError
 
 RECORD = "compare.json"
 FIGURES = {"accuracy": "eval_rewards/accuracies", "margin": "eval_rewards/margins", "loss": "eval_loss"}
+BOUNDED = {"accuracy": (0.0, 1.0), "win_rate": (0.0, 1.0)}  # intervals clipped to the figure's range
+WIN_RECORD = "win_rate.json"
 
 
 @dataclass
@@ -145,16 +149,17 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
     """Per variant and figure: the interval over seeds; the paired difference to the first variant."""
     by = {(r["variant"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
+    figures = [*FIGURES, *(["win_rate"] if any("win_rate" in r["figures"] for r in runs) else [])]
     table = {}
     for name in names:
         row = {}
-        for figure in FIGURES:
-            row[figure] = interval([by[(name, s)]["figures"].get(figure) for s in seeds],
-                                   (0.0, 1.0) if figure == "accuracy" else None)
+        for figure in figures:
+            bounds = BOUNDED.get(figure)
+            row[figure] = interval([by[(name, s)]["figures"].get(figure) for s in seeds], bounds)
             if name != names[0]:
                 diffs = [_minus(by[(name, s)]["figures"].get(figure), by[(names[0], s)]["figures"].get(figure))
                          for s in seeds]
-                row[f"{figure}_vs_{names[0]}"] = interval(diffs, (-1.0, 1.0) if figure == "accuracy" else None)
+                row[f"{figure}_vs_{names[0]}"] = interval(diffs, bounds and (-1.0, 1.0))
         table[name] = row
     return table
 
@@ -163,10 +168,43 @@ def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+@dataclass
+class WinRate:
+    """`--win-rate`: judge each run's answers against the base model's on the held-out prompts."""
+    judges: list[Any] | None = None   # JudgeSpecs; None: the embedded judge
+    limit: int | None = None          # at most this many held-out prompts
+    max_new_tokens: int = 128
+    cache_path: str | Path | None = None
+
+    def key(self, held_fingerprint: str) -> dict:
+        from prefdata.spec import redact
+
+        # written to compare.json: credentials in a judge's base_url are not
+        judges = [redact(j.model_dump(mode="json"), {}) for j in self.judges] if self.judges else "embedded"
+        return {"judges": judges, "limit": self.limit, "max_new_tokens": self.max_new_tokens,
+                "held_out": held_fingerprint}
+
+
+def _win_rate(run: Path, held: pl.DataFrame, options: WinRate, key: dict, cache: Any) -> dict:
+    """The run's judged win rate over its base model, kept in the run folder under the options it was asked with."""
+    from prefdata.align.evaluate import load_models, win_rate
+
+    record = run / WIN_RECORD
+    if record.is_file():
+        kept = json.loads(record.read_text(encoding="utf-8"))
+        if kept.get("key") == key:
+            return kept["win_rate"]
+    policy, reference, tok, config = load_models(run)
+    result = win_rate(policy, reference, tok, held, options.judges, names=config["_names"], cache=cache,
+                      max_new_tokens=options.max_new_tokens, limit=options.limit)
+    record.write_text(json.dumps({"key": key, "win_rate": result}, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
 def compare(config: Any, variants: list[Variant], held_out: str, out: str | Path, seeds: int,
-            allow_overlap: bool = False, argv: list[str] | None = None) -> dict:
+            allow_overlap: bool = False, argv: list[str] | None = None, win: WinRate | None = None) -> dict:
     """Train every (variant, seed) from `config` (model, method, profile, steps, batch) and score them."""
-    from prefdata.align.train import finished, refuse_if_unrunnable, train
+    from prefdata.align.train import refuse_if_unrunnable
 
     if seeds < 1:
         raise PrefdataError(f"--seeds must be at least 1, not {seeds}")
@@ -179,6 +217,45 @@ def compare(config: Any, variants: list[Variant], held_out: str, out: str | Path
     out = Path(out)
     refuse_if_unrunnable(config)
     facts = prepare(variants, held_out, out, allow_overlap)
+    held = _pairs(held_out)
+    cache = _open_cache(win)
+    try:
+        runs = _runs(config, variants, facts, out, seeds, held, win, cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    for r in runs:  # paired by seed index: the seeds are config.seed + 0..n-1 for every variant
+        r["seed"] = r["seed"] - config.seed
+    result = {"command": shlex.join(argv or []), "model": config.model, "method": config.method,
+              "profile": config.profile, "steps": config.max_steps, "batch": _batch(config.resolved()),
+              "held_out": held_out, "variants": facts, "runs": runs, "table": summarise(runs, names)}
+    if win is not None:
+        result["win_rate"] = {"judges": win.key("")["judges"], "limit": win.limit,
+                              "max_new_tokens": win.max_new_tokens,
+                              "cache": cache and {"hits": cache.hits, "misses": cache.misses}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    plot(runs, names, out / "compare.png")
+    (out / "README.md").write_text(markdown(result, names), encoding="utf-8")
+    return result
+
+
+def _open_cache(win: WinRate | None) -> Any:
+    if win is None:
+        return None
+    from prefdata.backends import RequestCache
+    from prefdata.backends.cache import default_path
+
+    return RequestCache(win.cache_path or default_path())
+
+
+def _runs(config: Any, variants: list[Variant], facts: dict, out: Path, seeds: int, held: pl.DataFrame,
+          win: WinRate | None, cache: Any) -> list[dict]:
+    """Train (or reuse) every (variant, seed) run and read its figures."""
+    from prefdata.align.train import finished, train
+    from prefdata.fingerprint import fingerprint
+
+    win_key = win.key(fingerprint(held)) if win else None
     runs = []
     for variant in variants:
         for seed in range(seeds):
@@ -189,24 +266,21 @@ def compare(config: Any, variants: list[Variant], held_out: str, out: str | Path
                                                    "skip_validation": not facts[variant.name]["stamp_passed"]})
             summary = finished(run, run_config, facts[variant.name]["fingerprint"])
             reused = summary is not None
-            summary = summary or train(run_config)
-            held = summary.get("held_out") or {}
-            runs.append({"variant": variant.name, "seed": config.seed + seed, "run": str(run), "reused": reused,
-                         "steps": summary["steps"], "train_rows": summary["train_rows"],
-                         "epochs": summary["steps"] * _batch(run_config) / max(1, summary["train_rows"]),
-                         "figures": {k: held.get(key) for k, key in FIGURES.items()},
-                         "history": summary.get("history") or [], "red_flags": [f["flag"] for f in
-                                                                               summary["red_flags"]]})
-    for r in runs:  # paired by seed index: the seeds are config.seed + 0..n-1 for every variant
-        r["seed"] = r["seed"] - config.seed
-    result = {"command": shlex.join(argv or []), "model": config.model, "method": config.method,
-              "profile": config.profile, "steps": config.max_steps, "batch": _batch(config.resolved()),
-              "held_out": held_out, "variants": facts, "runs": runs, "table": summarise(runs, names)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RECORD).write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    plot(runs, names, out / "compare.png")
-    (out / "README.md").write_text(markdown(result, names), encoding="utf-8")
-    return result
+            if not reused:
+                (run / WIN_RECORD).unlink(missing_ok=True)  # judged on weights about to be replaced
+                summary = train(run_config)
+            scores = summary.get("held_out") or {}
+            entry = {"variant": variant.name, "seed": config.seed + seed, "run": str(run), "reused": reused,
+                     "steps": summary["steps"], "train_rows": summary["train_rows"],
+                     "epochs": summary["steps"] * _batch(run_config) / max(1, summary["train_rows"]),
+                     "figures": {k: scores.get(key) for k, key in FIGURES.items()},
+                     "history": summary.get("history") or [],
+                     "red_flags": [f["flag"] for f in summary["red_flags"]]}
+            if win is not None:
+                entry["win"] = _win_rate(run, held, win, win_key, cache)
+                entry["figures"]["win_rate"] = entry["win"]["win_rate"]
+            runs.append(entry)
+    return runs
 
 
 def _batch(config: Any) -> int:
@@ -223,23 +297,38 @@ def _cell(figure: dict) -> str:
 
 def markdown(result: dict, names: list[str]) -> str:
     first = names[0]
+    win = "win_rate" in result
     lines = [f"# align compare: {', '.join(names)}", "",
              f"`{result['model']}`, {result['method']} ({result['profile']}), {result['steps']} steps of "
              f"{result['batch']} pairs for every run; held-out set `{result['held_out']}` (the same pairs for every "
              "run). Means over seeds with 95% t-intervals (accuracy's clipped to its range); differences to "
-             f"`{first}` are paired by seed.", "",
-             f"| variant | pairs | epochs | held-out accuracy | margin | loss | accuracy vs {first} | "
-             f"margin vs {first} |", "|---|---:|---:|---|---|---|---|---|"]
+             f"`{first}` are paired by seed.", ""]
+    if win:
+        lines += [_win_sentence(result["win_rate"]), ""]
+    lines += [f"| variant | pairs | epochs | held-out accuracy | margin | loss | {'win rate | ' * win}"
+              f"accuracy vs {first} | margin vs {first} | {f'win rate vs {first} | ' * win}",
+              "|---|---:|---:|---|---|---|" + "---|" * (2 + 2 * win)]
     for name in names:
         row, facts = result["table"][name], result["variants"][name]
         epochs = [r["epochs"] for r in result["runs"] if r["variant"] == name]
-        versus = [_cell(row[f"{f}_vs_{first}"]) if name != first else "-" for f in ("accuracy", "margin")]
-        lines.append(f"| {name} | {facts['pairs']} | {sum(epochs) / len(epochs):.2f} | {_cell(row['accuracy'])} | "
-                     f"{_cell(row['margin'])} | {_cell(row['loss'])} | {versus[0]} | {versus[1]} |")
+        figures = ["accuracy", "margin", "loss", *(["win_rate"] * win)]
+        versus = [_cell(row[f"{f}_vs_{first}"]) if name != first else "-"
+                  for f in ("accuracy", "margin", *(["win_rate"] * win))]
+        lines.append(f"| {name} | {facts['pairs']} | {sum(epochs) / len(epochs):.2f} | "
+                     + " | ".join([_cell(row[f]) for f in figures] + versus) + " |")
     lines += ["", "Equal compute: a smaller variant is seen for more epochs (the `epochs` column).", "",
               "![held-out accuracy per step](compare.png)", "", "Reproduce:", "", "```bash",
               result["command"], "```", ""]
     return "\n".join(lines)
+
+
+def _win_sentence(win: dict) -> str:
+    judges = "the embedded judge" if win["judges"] == "embedded" else \
+        ", ".join(f"`{j.get('name') or j['backend'].get('model') or j['backend']['kind']}`" for j in win["judges"])
+    limit = f"the first {win['limit']} held-out prompts" if win["limit"] else "every held-out prompt"
+    return (f"Win rate: each run's greedy answers ({win['max_new_tokens']} new tokens at most) to {limit}, judged "
+            f"against the base model's by {judges} in both orders; a tie, or a judge that disagrees with itself "
+            "across the two orders, counts half.")
 
 
 def plot(runs: list[dict], names: list[str], path: Path) -> None:

@@ -8,6 +8,8 @@ import sys
 
 import polars as pl
 import pytest
+import yaml
+from fake_llm import FakeLLM
 
 from tests.align_fixtures import tiny_model  # noqa: F401  (fixture)
 from conftest import DPO_DEMO, ROOT
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _align(*args):
     return subprocess.run([sys.executable, "-m", "prefdata.align.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=os.environ.copy())
+                          text=True, cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": "test"})
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,49 @@ def test_held_out_prompts_in_a_variant_are_refused_unless_allowed(files, tiny_mo
     facts = json.loads((out / "compare.json").read_text())["variants"]
     assert facts["held"]["held_out_overlap"] == 12 and facts["held"]["stamp_passed"] is False
     assert facts["raw"]["stamp_passed"] is True
+
+
+def test_win_rate_judged_by_the_panel_and_cached(files, tiny_model):  # noqa: F811
+    """--win-rate: every run's answers to 3 held-out prompts against the base model's, judged by a local
+    OpenAI-compatible server in both orders; a rerun trains nothing and asks nothing."""
+    out = files / "win"
+    with FakeLLM() as fake:
+        judges = files / "judges.yaml"
+        judges.write_text(yaml.safe_dump([{"name": "fake", "retries": 0, "backend": {
+            "kind": "openai", "model": "fake-judge", "base_url": f"http://u:hunter22@{fake.url[7:]}/v1",
+            "max_attempts": 1}}]))
+        args = ("compare", "--variant", f"raw={files / 'raw.parquet'}", "--variant", "short=raw+filter:max_length=200",
+                *_common(files, tiny_model, out), "--seeds", "2", "--win-rate", "--judges", judges,
+                "--win-limit", "3", "--max-new-tokens", "6", "--cache", files / "win.sqlite")
+        done = _align(*args)
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads((out / "compare.json").read_text())
+        verdicts = [r for r in fake.received if "impartial judge" in json.dumps(r)]
+        for run in result["runs"]:
+            win = run["win"]
+            assert win["prompts"] == 3 and win["wins"] + win["losses"] + win["ties"] == 3
+            assert run["figures"]["win_rate"] == pytest.approx((win["wins"] + 0.5 * win["ties"]) / 3)
+        differing = sum(3 - r["win"]["identical"] for r in result["runs"])
+        assert len(verdicts) == 2 * differing  # each differing answer pair judged in both orders, once
+        table = result["table"]
+        wins = [r["figures"]["win_rate"] for r in result["runs"]]
+        assert table["raw"]["win_rate"]["mean"] == pytest.approx(sum(wins[:2]) / 2)
+        assert table["short"]["win_rate_vs_raw"]["mean"] == pytest.approx((wins[2] - wins[0] + wins[3] - wins[1]) / 2)
+        readme = (out / "README.md").read_text()
+        assert "| win rate |" in readme and "win rate vs raw" in readme and "`fake`" in readme
+        assert "hunter22" not in (out / "compare.json").read_text()  # the judge's URL credentials
+        sent = len(fake.received)
+        again = _align(*args)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert len(fake.received) == sent
+        rerun = json.loads((out / "compare.json").read_text())
+        assert all(r["reused"] for r in rerun["runs"]) and rerun["table"] == table
+
+
+def test_win_rate_options_need_win_rate(files):
+    done = _align("compare", "--variant", f"raw={files / 'raw.parquet'}", "--variant", "b=raw+dedupe",
+                  "--eval", files / "held.parquet", "--output", files / "w", "--model", "m", "--win-limit", "3")
+    assert done.returncode == 2 and "go with --win-rate" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("variant, said", [
