@@ -16,13 +16,8 @@ class Context:
     cache: RequestCache | None = None
     read_cache: bool = True  # False: ask the model again, still recording answers (--no-cache)
     quiet: bool = False
-    tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> tokens in/out
     backends: dict[str, Backend] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)  # tokens and cost per model; `max_cost` stops new requests
-    artifacts: dict[str, list] = field(default_factory=dict)  # side tables a stage wants written (name -> frames)
-
-    def keep(self, name: str, frame) -> None:
-        self.artifacts.setdefault(name, []).append(frame)
 
     def backend(self, spec, reward: bool = False) -> Backend:
         """The backend a `BackendSpec` names, made once per run (a local model loads once); `reward`: the
@@ -45,8 +40,3 @@ class Context:
 
         with progress(description, total, extra=self.meter.line) as advance:
             yield advance
-
-    def count_tokens(self, model: str, tokens_in: int, tokens_out: int) -> None:
-        used = self.tokens.setdefault(model, {"tokens_in": 0, "tokens_out": 0})
-        used["tokens_in"] += tokens_in
-        used["tokens_out"] += tokens_out

@@ -134,7 +134,7 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
     """Run simulate, generate and judge on cached answers only."""
     from prefdata.generate import generate, generators
     from prefdata.judge.stage import judge
-    from prefdata.sources import read_gold
+    from prefdata.sources import spec_gold
 
     tally = _Tally()
     ctx = _DryContext(cache=_ReadOnlyCache(cache, tally), quiet=True, tally=tally)
@@ -160,7 +160,7 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
     generated = generate(prompts, spec.generate, ctx)
     waiting = generated.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
     ready = generated.kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
-    judge(ready, spec.judges, ctx, prompts=prompts, gold=read_gold(spec))
+    judge(ready, spec.judges, ctx, prompts=prompts, gold=spec_gold(spec))
     return _Replayed(tally, prompts, waiting.to_list(), unfinished)
 
 
@@ -228,19 +228,19 @@ def _simulate_lines(spec: Spec, meter: Meter, tally: _Tally, rest: list[dict]) -
 
 def estimate(spec: Spec) -> dict:
     """What a build of `spec` would send: per stage and judge, requests, cache hits, tokens and USD."""
-    from prefdata.build import read_prompts
+    from prefdata.sources import spec_prompts
     from prefdata.generate import generators, requests_for
     from prefdata.preflight import check_request_count, check_spec
-    from prefdata.sources import read_gold
+    from prefdata.sources import spec_gold
 
     cache = check_spec(spec)  # what the build would refuse, the dry run refuses too
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     if spec.generate is None:  # curation only: no model is asked anything
         return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "estimated": 0, "tokens_in": 0,
                 "tokens_out_max": 0, "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
-    prompts = read_prompts(spec).kept
+    prompts = spec_prompts(spec).kept
     check_request_count(spec, prompts.height)
-    read_gold(spec)
+    spec_gold(spec)
     replayed = _replay(spec, prompts, cache)
     tally = replayed.tally
     rest = [_conversation_estimate(spec, stuck) for stuck in replayed.unfinished]

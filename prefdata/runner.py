@@ -12,15 +12,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
-from prefdata import __version__, schema
+from prefdata import __version__
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
-
-STAGES = ("sources", "simulate", "generate", "judge", "pair", "curate", "review", "validate")
+from prefdata.stage import GROUPS as STAGES
+from prefdata.stage import Flow, Output, Stage, check_rows
 
 
 class StageSkipped(Exception):
@@ -68,50 +68,55 @@ class Runner:
             digest.update(fingerprint(frame).encode())
         return digest.hexdigest()
 
-    def stage(self, name: str, inputs: list[pl.DataFrame], config: Any,
-              run: Callable[[], tuple[schema.StageResult, dict[str, Any]]],
-              group: str | None = None) -> tuple[schema.StageResult, dict]:
-        """`run()` returns (result, extras); extras are JSON-able side results (counts, reports) or
-        DataFrames (side tables), saved and restored with the stage. `extras["incomplete"]` true: the
-        outputs are written but the stage is not marked finished, so the next run runs it again. `group`: the
-        stage name that --from / --until know it by (several curation steps form the group `curate`)."""
-        group = group or name
-        key = self.key(name, inputs, config)
-        marker = self.folder / f"{name}.json"
-        outcome = None
-        if not self._forced(group) and marker.is_file():
-            saved = json.loads(marker.read_text(encoding="utf-8"))
-            if saved.get("key") == key:
-                self.reused.append(name)
-                outcome = self._load(name, saved)
-        if outcome is None:
-            outcome = run()
-            self._save(name, key, *outcome)
-            self.ran.append(name)
-            if outcome[1].get("incomplete"):  # failed or refused requests: a re-run must try them again
-                (self.folder / f"{name}.json").unlink()
-        if group == name:
+    def run(self, stage: Stage, flow: Flow) -> Output:
+        """Run `stage` on the flow, or load its saved output when its inputs and config are unchanged; check
+        rows in = kept + dropped; store the output and counts in the flow. An output marked `incomplete` is
+        written but not marked finished, so the next run runs the stage again."""
+        group = stage.group or stage.name
+        if stage.reuse:
+            key = self.key(stage.name, [flow.tables[n] for n in stage.inputs], stage.config(flow))
+            output = None if self._forced(group) else self._load(stage.name, key)
+            if output is None:
+                output = stage.run(flow)
+                self._save(stage.name, key, output)
+                self.ran.append(stage.name)
+            else:
+                self.reused.append(stage.name)
+        else:
+            output = stage.run(flow)
+        rows_in = check_rows(stage, flow, output)
+        if stage.after is not None:  # before the output replaces the stage's input in the flow
+            stage.after(flow, output)
+        flow.take(stage, output, rows_in)
+        if group == stage.name:
             self.done(group)
-        return outcome
+        return output
 
     def done(self, group: str) -> None:
         """Stop here if the run was asked to end after `group`."""
         if self.until == group:
             raise StageSkipped(group)
 
-    def _save(self, name: str, key: str, result: schema.StageResult, extras: dict) -> None:
-        _atomic_parquet(result.kept, self.folder / f"{name}.kept.parquet")
-        _atomic_parquet(result.dropped, self.folder / f"{name}.dropped.parquet")
-        tables = {k: v for k, v in extras.items() if isinstance(v, pl.DataFrame)}
-        for table, frame in tables.items():
+    def _save(self, name: str, key: str, output: Output) -> None:
+        _atomic_parquet(output.kept, self.folder / f"{name}.kept.parquet")
+        _atomic_parquet(output.dropped, self.folder / f"{name}.dropped.parquet")
+        for table, frame in output.tables.items():
             _atomic_parquet(frame, self.folder / f"{name}.{table}.parquet")
-        values = {k: v for k, v in extras.items() if k not in tables}
-        _atomic_text(json.dumps({"key": key, "tables": sorted(tables), "extras": values}, default=str),
-                     self.folder / f"{name}.json")
+        marker = self.folder / f"{name}.json"
+        if output.incomplete:  # failed or refused requests: a re-run must try them again
+            marker.unlink(missing_ok=True)
+            return
+        _atomic_text(json.dumps({"key": key, "tables": sorted(output.tables), "facts": output.facts,
+                                 "rows_in": output.rows_in}, default=str), marker)
 
-    def _load(self, name: str, saved: dict) -> tuple[schema.StageResult, dict]:
-        kept = pl.read_parquet(self.folder / f"{name}.kept.parquet")
-        dropped = pl.read_parquet(self.folder / f"{name}.dropped.parquet")
-        extras = dict(saved.get("extras", {}))
-        extras.update({t: pl.read_parquet(self.folder / f"{name}.{t}.parquet") for t in saved.get("tables", [])})
-        return schema.StageResult(kept, dropped), extras
+    def _load(self, name: str, key: str) -> Output | None:
+        marker = self.folder / f"{name}.json"
+        if not marker.is_file():
+            return None
+        saved = json.loads(marker.read_text(encoding="utf-8"))
+        if saved.get("key") != key or "facts" not in saved:  # changed, or saved by an older version
+            return None
+        tables = {t: pl.read_parquet(self.folder / f"{name}.{t}.parquet") for t in saved["tables"]}
+        return Output(pl.read_parquet(self.folder / f"{name}.kept.parquet"),
+                      pl.read_parquet(self.folder / f"{name}.dropped.parquet"), tables, saved["facts"],
+                      saved.get("rows_in"))

@@ -21,6 +21,7 @@ class SourcesResult(NamedTuple):
     kept: pl.DataFrame
     dropped: pl.DataFrame
     mix: list[dict]
+    rows_in: int  # records read from every source, unreadable ones included
 
 
 def _read(spec: Spec, index: int) -> ReadResult:
@@ -68,7 +69,7 @@ def _mix(source: SourceSpec, read: int, taken: int) -> dict:
 
 
 def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique: bool) -> SourcesResult:
-    frames, dropped, mix = [], [], []
+    frames, dropped, mix, rows_in = [], [], [], 0
     for index, source in enumerate(spec.sources):
         result = _read(spec, index)
         if result.kind not in want:
@@ -76,6 +77,7 @@ def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique:
                 "a source for generation needs prompts"
             raise PrefdataError(f"{source.path}: {result.kind} data cannot be used here ({hint})")
         read = schema.conform(result.frame, columns).select(list(columns))
+        rows_in += read.height + result.dropped.height
         frame, over = _sampled(read, source, id_column, spec.shown(source.path))
         frames.append(frame)
         mix.append(_mix(source, read.height, frame.height))
@@ -87,20 +89,20 @@ def _read_all(spec: Spec, columns: dict, id_column: str, want: set[str], unique:
     kept = rows.filter(first)
     if kept.height == 0:
         raise PrefdataError("the spec's sources hold no usable rows")
-    return SourcesResult(kept, pl.concat([*dropped, repeats]), mix)
+    return SourcesResult(kept, pl.concat([*dropped, repeats]), mix, rows_in)
 
 
-def read_prompts(spec: Spec) -> SourcesResult:
+def spec_prompts(spec: Spec) -> SourcesResult:
     """Prompts from every source (pairs and unpaired data give their prompts); repeated prompts dropped."""
     return _read_all(spec, schema.PROMPTS, "prompt_id", {"prompts", "pairwise", "unpaired"}, unique=True)
 
 
-def read_pairs(spec: Spec) -> SourcesResult:
+def spec_pairs(spec: Spec) -> SourcesResult:
     """Preference pairs from every source, to curate without generating (duplicates are curation's job)."""
     return _read_all(spec, schema.PAIRS, "pair_id", {"pairwise"}, unique=False)
 
 
-def read_gold(spec: Spec) -> pl.DataFrame | None:
+def spec_gold(spec: Spec) -> pl.DataFrame | None:
     """The spec's known-answer pairs, or None."""
     if spec.gold is None:
         return None

@@ -110,7 +110,7 @@ def judge_twice(tmp_path, spec, make_backend, texts):
         ctx = Context(cache=RequestCache(tmp_path / "cache.sqlite"), quiet=True,
                       backends={spec.backend.model_dump_json(): backend})
         result = judge(candidates, [spec], ctx, prompts=prompts)
-        table = pl.concat(ctx.artifacts["scores"]) if spec.kind == "pointwise" else result.kept
+        table = result.tables["scores"] if spec.kind == "pointwise" else result.kept
         runs.append((table, ctx.cache.misses))
         ctx.cache.close()
     return runs
