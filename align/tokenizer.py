@@ -42,7 +42,7 @@ def truncation(frame: pl.DataFrame, kind: str, tok: Any, max_length: int, max_sh
     """The pre-flight's token-length figures (validators) on a sample: how many rows max_length would cut."""
     from prefdata.validators.inputs import Inputs
     from prefdata.validators.preflight import preflight
-    from prefdata.validators.thresholds import Thresholds
+    from prefdata.thresholds import Thresholds
 
     sample = frame.sample(min(frame.height, PREFLIGHT_ROWS), seed=seed) if frame.height else frame
     if sample.height == 0:

@@ -193,9 +193,9 @@ def build(
         raise typer.Exit(1)
 
 
-from prefdata.validators.cli import validate as _validate  # noqa: E402 (imports only typer: --help stays fast)
+from prefdata.extensions import validators  # noqa: E402
 
-app.command("validate")(_validate)
+app.command("validate")(validators().command)  # the validators' command (imports only typer: --help stays fast)
 
 
 def _print_estimate(found: dict, as_json: bool) -> None:

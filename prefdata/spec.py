@@ -23,7 +23,7 @@ from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
 from prefdata.safe_yaml import line_of, load
 from prefdata.redact import redact_text
-from prefdata.validators.thresholds import Thresholds
+from prefdata.thresholds import Thresholds
 
 MAX_REQUESTS = 1_000_000  # per build, unless the spec's max_requests says otherwise
 MAX_TEMPERATURE = 2.0  # OpenAI's upper bound; past it sampling is noise on every backend
@@ -329,7 +329,7 @@ class Spec(Strict):
     _curate_shorthand = field_validator("curate", mode="before")(expand_shorthand)
     output: OutputSpec = Field(default_factory=OutputSpec)
     validation: Thresholds = Field(default_factory=Thresholds,
-                                   description="Thresholds of `prefdata validate` (validators.thresholds).")
+                                   description="Thresholds of `prefdata validate` (prefdata.thresholds).")
     cache: str | None = Field(None, description="Request cache file (default: PREFDATA_HOME/cache/requests.sqlite).")
     prices: dict[str, PriceSpec] = Field(default_factory=dict,
                                          description="USD per 1M tokens per model; overrides the built-in table.")

@@ -94,5 +94,33 @@ def test_no_module_imports_itself_back():
     assert _cycles(graph) == []
 
 
+def _package(module: str) -> str:
+    return next((p for p in ("prefdata.validators", "prefdata.align") if module == p or module.startswith(p + ".")),
+                "prefdata")
+
+
+def test_dependencies_between_the_three_packages_run_one_way():
+    """DESIGN.md: validators and align may use the core; the core uses neither (it reaches the validators through
+    an entry point, prefdata/extensions.py), so the package graph has no cycle either."""
+    modules = _modules()
+    graph = {name: _imported(name, path, modules) for name, path in modules.items()}
+    into = sorted(f"{name} -> {target}" for name, targets in graph.items() for target in targets
+                  if _package(name) == "prefdata" and _package(target) != "prefdata")
+    assert into == []
+    packages = {p: set() for p in ("prefdata", "prefdata.validators", "prefdata.align")}
+    for name, targets in graph.items():
+        packages[_package(name)] |= {_package(t) for t in targets} - {_package(name)}
+    assert _cycles(packages) == []
+    assert packages["prefdata.align"] >= {"prefdata"} and packages["prefdata.validators"] == {"prefdata"}
+
+
+def test_the_core_finds_the_validators_through_its_entry_point():
+    from prefdata.extensions import validators
+
+    hooks = validators()
+    assert hooks.__name__ == "prefdata.validators.hooks"
+    assert {"command", "validate", "row_flags", "stamp_path"} <= set(dir(hooks))
+
+
 def test_the_cycle_finder_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

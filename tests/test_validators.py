@@ -16,7 +16,7 @@ from prefdata.validators import rows
 from prefdata.validators.api import make_thresholds, spec_thresholds, validate_frame
 from prefdata.validators.catalogue import NAMES
 from prefdata.validators.inputs import Inputs
-from prefdata.validators.thresholds import Thresholds
+from prefdata.thresholds import Thresholds
 from validators_planted import pair_records, to_frame, unpaired_records
 
 

@@ -19,12 +19,12 @@ from pydantic import ValidationError
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.io import read_dataset
-from prefdata.io.sources import iter_raw
+from prefdata.io.raw import iter_raw
 from prefdata.validators.catalogue import run_checks
 from prefdata.validators.inputs import Inputs
 from prefdata.validators.result import Report
 from prefdata.validators.stamp import DOCS, PREFDATA_DATA, docs_path, write_stamp
-from prefdata.validators.thresholds import Thresholds
+from prefdata.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
 SPLIT = "split"  # a column written by curation's split step: rows of every split, checked for leakage

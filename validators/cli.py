@@ -38,7 +38,7 @@ def validate(
     from prefdata.validators.api import validate as run
     from prefdata.validators.report import as_json as to_json
     from prefdata.validators.report import print_report
-    from prefdata.validators.thresholds import parse_setting
+    from prefdata.thresholds import parse_setting
 
     try:
         overrides = dict(parse_setting(s) for s in settings)

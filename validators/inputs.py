@@ -9,7 +9,7 @@ from typing import Any, Callable
 import polars as pl
 
 from prefdata import schema
-from prefdata.validators.thresholds import Thresholds
+from prefdata.thresholds import Thresholds
 
 CONVERSATIONS = {"pairwise": ("prompt", "chosen", "rejected"), "unpaired": ("prompt", "completion"),
                  "prompts": ("prompt",)}

@@ -89,10 +89,10 @@ def _optional(path: Path) -> pl.DataFrame | None:
 
 def _stamp(source: Path) -> dict:
     """The validation stamp beside the data ({} when there is none or it is unreadable: the page still opens)."""
-    from prefdata.validators.stamp import stamp_path
+    from prefdata.extensions import validators
 
     try:
-        stamp = json.loads(stamp_path(source).read_text(encoding="utf-8"))
+        stamp = json.loads(validators().stamp_path(source).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return stamp if isinstance(stamp, dict) else {}
@@ -157,14 +157,13 @@ def _pair_index(pairs: pl.DataFrame) -> pl.DataFrame:
 
 def _flags(pairs: pl.DataFrame, min_margin: float | None) -> pl.Series:
     """The validators' per-row flags of each pair, as a list of flag names."""
-    from prefdata.validators.gx_suite import row_flags
-    from prefdata.validators.inputs import Inputs
-    from prefdata.validators.thresholds import Thresholds
+    from prefdata.extensions import validators
+    from prefdata.thresholds import Thresholds
 
     if pairs.height == 0:
         return pl.Series("flags", [], dtype=pl.List(pl.String))
     limits = Thresholds(min_margin=min_margin if isinstance(min_margin, (int, float)) else None)
-    flags = row_flags(Inputs(pairs.select(list(schema.PAIRS)), "pairwise", limits))
+    flags = validators().row_flags(pairs.select(list(schema.PAIRS)), "pairwise", limits)
     low = pl.col("margin") < limits.min_margin if limits.min_margin is not None else pl.col("margin") <= 0
     named = [pl.when(pl.col(name).is_not_null() if flags.schema[name] == pl.String  # a text naming the problem
                      else pl.col(name).fill_null(False)).then(pl.lit(name)) for name in CHECKS if name in flags.columns]
