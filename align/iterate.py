@@ -38,7 +38,7 @@ def policy_spec(spec: Any, policy: str) -> Any:
 
 def _check_model(model: str) -> None:
     """The starting policy is a local folder or a Hub id: found now, not after a round's requests all fail."""
-    from prefdata.io.sources import HUB_ID
+    from prefdata.io.raw import HUB_ID
 
     if not Path(model).expanduser().is_dir() and not (HUB_ID.match(model) and not Path(model.split("/")[0]).is_dir()):
         raise PrefdataError(f"--model {model}: no such model folder (nor a Hub id)")

@@ -30,7 +30,7 @@ def check_spec(spec: Spec) -> Path:
         model = judge.backend.model or ""
         local_reward = judge.kind == "reward_model" and judge.backend.kind == "transformers"
         if local_reward and not Path(model).expanduser().exists():
-            from prefdata.io.sources import HUB_ID
+            from prefdata.io.raw import HUB_ID
 
             if not HUB_ID.match(model) or Path(model.split("/")[0]).is_dir():  # out/rm with out/ here: a folder
                 raise PrefdataError(f"{spec.where('judges', i, 'backend', 'model')}: {model}: no such folder (nor a "
@@ -65,7 +65,7 @@ def chat_template(spec: Spec) -> str | None:
     path = spec.resolve(name)
     if path.exists():
         return str(path)
-    from prefdata.io.sources import HUB_ID
+    from prefdata.io.raw import HUB_ID
 
     if HUB_ID.match(name) and not Path(name.split("/")[0]).is_dir():
         return name
@@ -73,7 +73,7 @@ def chat_template(spec: Spec) -> str | None:
 
 
 def _readable(path: Path, key: str) -> None:
-    from prefdata.io.sources import HUB_ID
+    from prefdata.io.raw import HUB_ID
 
     if path.is_dir():
         if not os.access(path, os.R_OK | os.X_OK):

@@ -13,7 +13,7 @@ from conftest import DPO_DEMO, KTO_DEMO, SHARED, hh_rows, json_rows
 from prefdata.errors import PrefdataError
 from prefdata.io import ids, read_dataset
 from prefdata.io.fast import read_lines
-from prefdata.io.sources import open_source
+from prefdata.io.raw import open_source
 from prefdata.stats import dataset_stats
 
 

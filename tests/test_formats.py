@@ -8,7 +8,7 @@ import pytest
 
 from conftest import DPO_DEMO, HH, KTO_DEMO, hh_rows, json_rows
 from prefdata.io import read_dataset, write_table
-from prefdata.io.sources import hub_dataset
+from prefdata.io.raw import hub_dataset
 from prefdata.errors import InputError
 
 ROLE = {"human": "user", "gpt": "assistant", "system": "system", "observation": "tool",

@@ -14,7 +14,7 @@ import yaml
 
 from prefdata.build import build
 from prefdata.errors import PrefdataError
-from prefdata.sources import read_pairs
+from prefdata.sources import spec_pairs
 from prefdata.spec import load_spec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,7 +30,7 @@ def _spec(tmp_path: Path, sources: list[dict], name: str = "spec.yaml") -> Path:
 
 
 def _read(tmp_path: Path, **source) -> object:
-    return read_pairs(load_spec(_spec(tmp_path, [{"path": str(source.pop("path", HH)), "on_error": "skip",
+    return spec_pairs(load_spec(_spec(tmp_path, [{"path": str(source.pop("path", HH)), "on_error": "skip",
                                                   **source}])))
 
 

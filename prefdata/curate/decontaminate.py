@@ -34,7 +34,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def eval_texts(source: str, field: str | None = None, split: str | None = None) -> pl.Series:
     """Every text of an evaluation set (reading is an edge: a loop over its records is fine)."""
-    from prefdata.io.sources import iter_raw
+    from prefdata.io.raw import iter_raw
 
     texts: list[str] = []
     for raw in iter_raw(source, split=split):

@@ -25,7 +25,7 @@ from prefdata.io.lazy import collect
 from prefdata.io.records import (
     SNIFF, OnError, ReadResult, choose_format, drops_frame, finish_frame, input_schema, records_frame, take,
 )
-from prefdata.io.sources import JsonLines, Raw, _json_line
+from prefdata.io.raw import JsonLines, Raw, _json_line
 
 # ---- the shapes a line may have -------------------------------------------------------------------------
 # JSON whitespace only (Rust's \s is Unicode's); strings without control characters and with surrogate escapes

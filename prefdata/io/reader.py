@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from prefdata.io.records import SNIFF, OnError, ReadResult, choose_format, to_frame, drops_frame, take
-from prefdata.io.sources import JsonLines, Raw, open_source
+from prefdata.io.raw import JsonLines, Raw, open_source
 
 __all__ = ["ReadResult", "read_dataset"]
 

@@ -21,7 +21,7 @@ from prefdata import schema
 from prefdata.errors import InputError, RecordProblem
 from prefdata.io import ids
 from prefdata.io.formats import FORMATS, Format, detect
-from prefdata.io.sources import Raw
+from prefdata.io.raw import Raw
 
 OnError = Literal["raise", "skip"]
 MODELS = {"pairwise": schema.PreferencePair, "unpaired": schema.UnpairedExample, "prompts": schema.PromptRecord}

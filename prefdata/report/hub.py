@@ -71,7 +71,7 @@ def _languages(spec: Spec, data: pl.DataFrame) -> list[str] | None:
 def _source_datasets(spec: Spec) -> list[str] | None:
     if spec.output.card.source_datasets is not None:
         return spec.output.card.source_datasets or None
-    from prefdata.io.sources import HUB_ID
+    from prefdata.io.raw import HUB_ID
 
     hub = [s.path for s in spec.sources if HUB_ID.match(s.path) and not spec.resolve(s.path).exists()]
     return [f"extended|{path}" for path in dict.fromkeys(hub)] or None
