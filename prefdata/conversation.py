@@ -90,8 +90,6 @@ def rollout_config(config: GenerateSpec) -> dict:
 def _ask(backend, requests: list[ChatRequest], ctx: Context, label: str):
     with ctx.progress(label, len(requests)) as advance:
         answers = run_requests(backend, requests, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
-    for answer in answers:
-        ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
     return answers
 
 

@@ -68,8 +68,6 @@ def generate(prompts: pl.DataFrame, config: GenerateSpec, ctx: Context) -> schem
         backend = ctx.backend(spec)
         with ctx.progress(f"generate ({backend.model})", len(requests)) as advance:
             answers = run_requests(backend, requests, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
-        for answer in answers:
-            ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
         frames.append(_candidates(rows, backend.model, answers))
     frame = pl.concat(frames).with_columns(
         hash_expr(pl.concat_str(["prompt_id", "model", "params"], separator="\x1f")).alias("candidate_id"))

@@ -57,6 +57,8 @@ class Usage:
     failed: int = 0
     tokens_in: int = 0  # paid tokens (this run's requests)
     tokens_out: int = 0
+    cached_tokens_in: int = 0  # tokens of the answers the cache served
+    cached_tokens_out: int = 0
     usd: float = 0.0  # spent in this run
     price_known: bool = True
 
@@ -79,6 +81,8 @@ class Meter:
         used = self.usage.setdefault(model, Usage())
         if cached:
             used.cached += 1
+            used.cached_tokens_in += answer.tokens_in
+            used.cached_tokens_out += answer.tokens_out
             return
         if answer.error is not None:
             used.failed += 1
@@ -90,6 +94,11 @@ class Meter:
             used.price_known = False
         else:
             used.usd += price.of(answer.tokens_in, answer.tokens_out)
+
+    def tokens(self) -> dict[str, dict[str, int]]:
+        """Tokens of every answer the run used, paid or cached, per model (the card's token line)."""
+        return {m: {"tokens_in": u.tokens_in + u.cached_tokens_in, "tokens_out": u.tokens_out + u.cached_tokens_out}
+                for m, u in sorted(self.usage.items())}
 
     @property
     def spent(self) -> float:

@@ -59,7 +59,6 @@ def ask(backend: Backend, requests: Sequence[ChatRequest], readable: Callable[[s
             answers = run_requests(backend, batch, ctx.cache, read_cache=ctx.read_cache, on_progress=advance)
         still = []
         for i, answer in zip(pending, answers):
-            ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
             if answer.text is None:
                 asked[i].error = answer.error
                 continue

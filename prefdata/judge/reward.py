@@ -50,7 +50,6 @@ def score_rewards(candidates: pl.DataFrame, config: JudgeSpec, name: str, backen
     rows = []
     ids = candidates.select("prompt_id", "candidate_id").iter_rows()
     for (prompt_id, candidate_id), answer in zip(ids, answers):
-        ctx.count_tokens(backend.model, answer.tokens_in, answer.tokens_out)
         reward = read_reward(answer.text)
         error = answer.error or (None if reward is not None else
                                  f"unreadable_reward: {str(answer.text)[:80]!r} is not a finite number")

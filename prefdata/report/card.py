@@ -291,6 +291,10 @@ def _sft(sft: dict | None) -> str:
             f"left out: {left} (each in `sft.dropped.parquet` with its reason).\n\n")
 
 
+def _mean_chars(figures: dict) -> str:
+    return ", ".join(f"{column} {figures.get(column)}" for column in ("prompt", "chosen", "rejected"))
+
+
 def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str] | None = None,
                 splits: dict[str, str] | None = None) -> str:
     """The card; `splits`: split -> file in the folder (default: all of data.parquet as train)."""
@@ -311,7 +315,7 @@ def render_card(spec: Spec, data: pl.DataFrame, manifest: dict, plots: list[str]
 - **Fingerprint:** `{manifest["fingerprint"]}`
 - **Models:** {models} ({tokens or "no tokens used in this run"}; cost: {_cost(manifest)})
 - **Chosen longer than rejected:** {longer}
-- **Mean characters:** prompt {mean_chars.get("prompt")}, chosen {mean_chars.get("chosen")}, rejected {mean_chars.get("rejected")}
+- **Mean characters:** {_mean_chars(mean_chars)}
 - **Built with:** {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}{_agreement_line(data, judged)}
 
 ## Counts per stage
