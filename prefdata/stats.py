@@ -1,7 +1,8 @@
 """Summary figures of a canonical table (`prefdata stats`), computed with Polars expressions.
 
-Definitions (exact text, no normalisation): a prompt is all its turns; `chosen` / `rejected` /
-`completion` text is the final turn's content; `mean_chars` of a prompt sums its turns.
+Definitions: a prompt is all its turns; `chosen` / `rejected` / `completion` text is the final turn's content;
+`mean_chars` of a prompt sums its turns. Duplicates and distinct prompts use curation's key (`curate.text.key_hash`:
+NFKC, case and whitespace normalised), so `exact_duplicate_rows` is what `prefdata dedupe` would remove.
 """
 
 from __future__ import annotations
@@ -10,20 +11,12 @@ from typing import Any
 
 import polars as pl
 
-from prefdata.io.ids import conversation_key
+from prefdata.curate.text import final_text, key_hash
 from prefdata.io.reader import ReadResult
-
-
-def final_text(column: str) -> pl.Expr:
-    return pl.col(column).list.last().struct.field("content")
 
 
 def total_chars(column: str) -> pl.Expr:
     return pl.col(column).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-
-
-def _key(column: str) -> pl.Expr:
-    return conversation_key(column, normalised=False)
 
 
 def _mean(expr: pl.Expr) -> pl.Expr:
@@ -37,13 +30,8 @@ def compute(frame: pl.DataFrame, kind: str) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": rows}
     if rows == 0:
         return out
-    row_key = pl.concat_str([_key(c) if c != "label" else pl.col(c).cast(pl.String) for c in content],
-                            separator="\x1d")
-    base = frame.select(
-        _key("prompt").n_unique().alias("distinct_prompts"),
-        (pl.len() - row_key.n_unique()).alias("exact_duplicate_rows"),
-    ).row(0, named=True)
-    out.update(base)
+    keys = pl.DataFrame({c: key_hash(frame, c) if c != "label" else frame[c] for c in content})
+    out.update({"distinct_prompts": keys["prompt"].n_unique(), "exact_duplicate_rows": rows - keys.n_unique()})
     if kind == "pairwise":
         figures = frame.select(
             (final_text("chosen") == final_text("rejected")).sum().alias("identical_chosen_rejected"),
