@@ -81,14 +81,17 @@ def _split_column(data: str, result: Any, split: str | None = None) -> pl.DataFr
 
 
 def hold_out(frame: pl.DataFrame, fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split by prompt, not by row: every row of a prompt lands on the same side, so none leaks."""
+    """Split by prompt, not by row: every row of a prompt lands on the same side, so none leaks. The data's own
+    test split when it has one; else `prefdata split`'s rule (the same prompts for the same fraction and seed)."""
+    from prefdata.curate.config import SplitConfig
+    from prefdata.curate.split import assign_split
+
     if SPLIT in frame.columns and frame[SPLIT].is_in(HELD_OUT).any():
         test = pl.col(SPLIT).is_in(HELD_OUT)
         return frame.filter(~test), frame.filter(test)
-    if fraction == 0:
+    if fraction == 0 or frame.height == 0:
         return frame, frame.clear()
-    bucket = (pl.col("prompt_id").str.slice(0, 8).str.to_integer(base=16) + seed) % 10_000
-    test = bucket < int(fraction * 10_000)
+    test = assign_split(frame, SplitConfig(test_size=fraction, seed=seed)) == "test"
     train, held = frame.filter(~test), frame.filter(test)
     if held.height == 0 and frame.height > 1:  # tiny data: still hold out one prompt
         first = frame["prompt_id"][0]

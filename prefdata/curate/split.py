@@ -1,8 +1,9 @@
 """A deterministic train/test split grouped by prompt (no prompt in both), optionally stratified.
 
-Groups are ordered by a hash of their key and the seed, so the split depends on content, not on row
-order; within each stratum the first round(test_size x groups) groups go to test, which keeps the
-test share exact per stratum. A group's stratum is its first row's value.
+Groups are ordered by a hash of their key and the seed (xxh3, the ids' hash: the same split on every Polars
+version and machine), so the split depends on content, not on row order; within each stratum the first
+round(test_size x groups) groups go to test, which keeps the test share exact per stratum. A group's stratum
+is its first row's value. The one split rule of the project: `align train`'s held-out prompts use it too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import polars as pl
 from prefdata import schema
 from prefdata.curate.config import SplitConfig
 from prefdata.errors import PrefdataError
+from prefdata.io.ids import hash_expr
 
 STAGE = "split"
 
@@ -24,7 +26,8 @@ def assign_split(frame: pl.DataFrame, config: SplitConfig | None = None) -> pl.S
             raise PrefdataError(f"split: no column {column!r} (columns: {', '.join(frame.columns)})")
     stratum = pl.col(config.stratify).first().cast(pl.String) if config.stratify else pl.lit("")
     groups = (frame.group_by(config.group, maintain_order=True).agg(stratum.alias("_stratum"))
-              .with_columns(pl.col(config.group).cast(pl.String).hash(config.seed).alias("_rank"))
+              .with_columns(hash_expr(pl.col(config.group).cast(pl.String) + pl.lit(f"\x1f{config.seed}"))
+                            .alias("_rank"))
               .with_columns(pl.col("_rank").rank("ordinal").over("_stratum").alias("_pos"),
                             pl.len().over("_stratum").alias("_n"))
               .select(config.group, (pl.col("_pos") <= (pl.col("_n") * config.test_size).round()).alias("_test")))
