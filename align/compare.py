@@ -262,6 +262,8 @@ def _runs(config: Any, variants: list[Variant], facts: dict, out: Path, seeds: i
             run = out / "runs" / variant.name / f"seed-{seed}"
             run_config = config.model_copy(update={"data": facts[variant.name]["data"], "output": str(run),
                                                    "seed": config.seed + seed, "eval_split": None, "split": None,
+                                                   # every run starts from the same model: step 0 is the same
+                                                   "eval_on_start": False,
                                                    # only an overlap the user allowed fails the stamp
                                                    "skip_validation": not facts[variant.name]["stamp_passed"]})
             summary = finished(run, run_config, facts[variant.name]["fingerprint"])
@@ -269,7 +271,7 @@ def _runs(config: Any, variants: list[Variant], facts: dict, out: Path, seeds: i
             if not reused:
                 (run / WIN_RECORD).unlink(missing_ok=True)  # judged on weights about to be replaced
                 summary = train(run_config)
-            scores = summary.get("held_out") or {}
+            scores = summary.get("held_out") or _last_eval(summary)
             entry = {"variant": variant.name, "seed": config.seed + seed, "run": str(run), "reused": reused,
                      "steps": summary["steps"], "train_rows": summary["train_rows"],
                      "epochs": summary["steps"] * _batch(run_config) / max(1, summary["train_rows"]),
@@ -281,6 +283,12 @@ def _runs(config: Any, variants: list[Variant], facts: dict, out: Path, seeds: i
                 entry["figures"]["win_rate"] = entry["win"]["win_rate"]
             runs.append(entry)
     return runs
+
+
+def _last_eval(summary: dict) -> dict:
+    """Without a closing evaluation (`final_eval: false`), the trainer's own evaluation at the last step."""
+    last = [h for h in summary.get("history") or [] if h["step"] == summary["steps"]]
+    return last[-1] if last else {}
 
 
 def _batch(config: Any) -> int:

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from prefdata.align.methods import METHODS, method_defaults
 from prefdata.errors import PrefdataError
 
-Method = Literal["dpo", "kto", "orpo", "simpo", "ipo", "reward"]
+Method = Literal[tuple(METHODS)]  # the registry's names: a new method is one entry in align/methods.py
 Profile = Literal["qlora", "lora", "full", "cpu"]
 Launch = Literal["zero2", "zero3", "fsdp"]
 
@@ -55,6 +56,8 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(1, ge=1)
     early_stop: bool = Field(False, description="Stop when a severe red flag fires (overfitting, collapse).")
     skip_validation: bool = Field(False, description="Train on data without a passing stamp (said in the card).")
+    eval_on_start: bool = Field(True, description="Evaluate the held-out pairs before the first step too (the "
+                                                  "curves' step 0, where the policy is still the reference).")
     final_eval: bool = Field(True, description="Reward accuracy and margins vs the reference after training.")
     seed: int = 42
     launch: Launch | None = Field(None, description="Multi-GPU: accelerate launch with DeepSpeed ZeRO-2/3 or FSDP.")
@@ -62,7 +65,6 @@ class TrainConfig(BaseModel):
     trl: dict[str, Any] = Field(default_factory=dict, description="Extra TRL config fields, passed as they are.")
 
     def resolved(self) -> "TrainConfig":
-        from prefdata.align.methods import method_defaults
         from prefdata.align.profiles import profile_defaults
 
         filled = {k: v for k, v in {**profile_defaults(self.profile), **method_defaults(self.method, self.profile)}

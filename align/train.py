@@ -52,7 +52,8 @@ def trl_config(config: Any, hardware: dict[str, Any], output: Path, eval_rows: i
         **method_args(config),
     }
     if eval_rows:
-        kwargs.update(eval_strategy="steps", eval_steps=_eval_steps(config, train_rows), eval_on_start=True)
+        kwargs.update(eval_strategy="steps", eval_steps=_eval_steps(config, train_rows),
+                      eval_on_start=config.eval_on_start)
     if config.method in ("orpo", "simpo"):  # no quantization_config argument on these trainers
         quant = quantization(config.profile, hardware)
         if quant is not None:
