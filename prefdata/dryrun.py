@@ -44,7 +44,9 @@ def _model(spec: BackendSpec) -> str:
 
 def _name(spec: BackendSpec) -> str:
     """The backend's name in cache keys (the embedded model runs on the transformers backend)."""
-    return "transformers" if spec.kind == "embedded" else spec.kind
+    from prefdata.backends.registry import cache_name
+
+    return cache_name(spec.kind)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from prefdata.curate.config import DedupeConfig, StepConfig, expand_shorthand
 from prefdata.errors import PrefdataError
 from prefdata.safe_yaml import line_of, load
 from prefdata.redact import redact_text
+from prefdata.backends.registry import KINDS, REWARD_KINDS
 from prefdata.thresholds import Thresholds
 
 MAX_REQUESTS = 1_000_000  # per build, unless the spec's max_requests says otherwise
@@ -36,7 +37,7 @@ class Strict(BaseModel):
 
 
 class BackendSpec(Strict):
-    kind: Literal["embedded", "transformers", "openai", "anthropic", "vllm"] = Field(
+    kind: Literal[tuple(KINDS)] = Field(
         "embedded", description="embedded: SmolLM2-135M-Instruct, offline. transformers: any local or Hub model. "
                                 "openai: OpenAI or any OpenAI-compatible server (base_url). anthropic: the "
                                 "Messages API. vllm: offline vllm.LLM on GPUs.")
@@ -205,7 +206,7 @@ class JudgeSpec(Strict):
         return self
 
 
-REWARD_BACKENDS = ("transformers", "vllm")
+REWARD_BACKENDS = REWARD_KINDS
 TEMPLATE_FIELDS = {"pairwise": {"conversation", "answer_a", "answer_b", "nonce"},
                    "pointwise": {"conversation", "answer", "aspects", "scale", "nonce"},
                    "user_simulator": {"conversation", "nonce"}}

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 from prefdata.backends.base import ChatResponse
+from prefdata.backends.registry import FREE
 
 # model -> (input, output) USD per 1M tokens
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
@@ -25,7 +26,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "claude-sonnet-4-0": (3.00, 15.00),
     "claude-opus-4-0": (15.00, 75.00),
 }
-FREE_BACKENDS = {"embedded", "transformers", "vllm", "reward-transformers", "reward-vllm"}  # reward-*: reward models
+FREE_BACKENDS = FREE  # local models and reward models (`registry.KINDS`)
 
 
 @dataclass(frozen=True)

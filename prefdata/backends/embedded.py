@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 from prefdata.errors import PrefdataError
 
@@ -74,6 +75,14 @@ def _convert(gguf: Path, target: Path) -> None:
 
 def is_ready() -> bool:
     return (model_dir() / "config.json").is_file() and (model_dir() / "tokenizer.json").is_file()
+
+
+def from_spec(spec: Any) -> Any:
+    """The embedded model on the transformers backend (provisioned on first use)."""
+    from prefdata.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(MODEL_NAME, path=str(pull()), batch_size=spec.batch_size, device=spec.device,
+                               schema_retries=spec.schema_retries)
 
 
 def pull(force: bool = False) -> Path:

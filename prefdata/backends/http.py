@@ -46,6 +46,13 @@ class HTTPBackend:
         self.schema_retries = schema_retries
         self._clients: dict[int, Any] = {}
 
+    @classmethod
+    def from_spec(cls, spec: Any) -> "HTTPBackend":
+        return cls(spec.model, base_url=spec.base_url, api_key_env=spec.api_key_env, concurrency=spec.concurrency,
+                   rpm=spec.rpm, tpm=spec.tpm, timeout_s=spec.timeout_s, max_attempts=spec.max_attempts,
+                   retry_initial_s=spec.retry_initial_s, retry_max_s=spec.retry_max_s,
+                   schema_retries=spec.schema_retries, batch_size=spec.batch_size)
+
     def api_key(self) -> str:
         """The key from the environment variable the spec names; a local server (base_url) may need none."""
         key = os.environ.get(self.key_env)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any
 
 from prefdata.backends.base import ChatRequest, ChatResponse
 from prefdata.backends.transformers_backend import device_and_dtype
@@ -57,6 +58,10 @@ def _load(path: str, device: str, weights: str):  # `weights` in the key: a fold
 class TransformersRewardBackend:
     name = "reward-transformers"
     meter = None  # set by the run context (tokens; local models cost nothing)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "TransformersRewardBackend":
+        return cls(spec.model, batch_size=spec.batch_size, device=spec.device)
 
     def __init__(self, model: str, *, path: str | None = None, batch_size: int = 8, device: str = "auto",
                  loaded: tuple | None = None):

@@ -28,6 +28,10 @@ class VLLMRewardBackend:
     name = "reward-vllm"
     meter = None
 
+    @classmethod
+    def from_spec(cls, spec: Any) -> "VLLMRewardBackend":
+        return cls(spec.model, batch_size=spec.batch_size, engine_args=spec.engine_args)
+
     def __init__(self, model: str, *, batch_size: int = 64, engine_args: dict | None = None):
         self.path = str(model)
         self.model = weights_id(model)  # cache keys follow the weights, not the folder's name

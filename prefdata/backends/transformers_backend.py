@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 from prefdata.backends import grammar, structured
 from prefdata.backends.base import ChatRequest, ChatResponse, SamplingParams
@@ -90,6 +90,15 @@ class TransformersBackend:
         self.device = device
         self.schema_retries = schema_retries
         self.loaded = loaded  # (tokenizer, model) already in memory (align's policy), used instead of loading
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "TransformersBackend":
+        """A local folder is named by its weights' hash: new weights in the same folder (a retrained policy) are
+        never answered from the cache with the old ones' answers."""
+        from prefdata.backends.weights import weights_id
+
+        return cls(weights_id(spec.model), path=spec.model, batch_size=spec.batch_size, device=spec.device,
+                   schema_retries=spec.schema_retries)
 
     def _network(self):
         if self.loaded is None:

@@ -84,6 +84,11 @@ class VLLMBackend:
         self.engine_args = dict(engine_args or {})
         self.schema_retries = schema_retries
 
+    @classmethod
+    def from_spec(cls, spec: Any) -> "VLLMBackend":
+        return cls(spec.model, batch_size=spec.batch_size, engine_args=spec.engine_args,
+                   schema_retries=spec.schema_retries)
+
     def _params(self, request: ChatRequest) -> Any:
         from vllm import SamplingParams
 

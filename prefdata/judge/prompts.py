@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from prefdata.backends.registry import KINDS, cache_name
 from prefdata.judge.markers import defuse
 
 SYSTEM = ("You are an impartial judge of answers written by AI assistants. You reply with one JSON object only. "
@@ -110,8 +111,9 @@ CORRECTION = ("Your reply could not be read as the JSON object asked for. Reply 
 # get the schema; vLLM (its own structured outputs) and local transformers models (the embedded one too, when
 # the grammar engine is installed: `grammar.available()`) decode under a grammar, so they get the bounded
 # schema (`for_grammar`); the rest get the prefill.
-NATIVE_STRUCTURED = {"openai", "anthropic"}
-GRAMMAR_STRUCTURED = {"transformers", "vllm"}
+NATIVE_STRUCTURED = {name for name, kind in KINDS.items() if kind.structured == "native"}
+ENGINE_STRUCTURED = {name for name, kind in KINDS.items() if kind.structured == "engine"}
+GRAMMAR_STRUCTURED = {cache_name(name) for name, kind in KINDS.items() if kind.structured == "grammar"}
 
 VERDICT_SCHEMA = {
     "type": "object",
@@ -150,9 +152,11 @@ def shape(backend_name: str, schema: dict, prefill: str, max_tokens: int = 256, 
     """ChatRequest keyword arguments that ask for a JSON answer the way this backend does best."""
     if backend_name in NATIVE_STRUCTURED:
         return {"json_schema": schema}
+    if backend_name in ENGINE_STRUCTURED:
+        return {"json_schema": for_grammar(schema, max_tokens, scale)}
     if backend_name in GRAMMAR_STRUCTURED:
         from prefdata.backends import grammar
 
-        if backend_name == "vllm" or grammar.available():
+        if grammar.available():
             return {"json_schema": for_grammar(schema, max_tokens, scale)}
     return {"prefill": prefill}

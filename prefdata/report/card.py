@@ -186,7 +186,9 @@ def _train_model(spec: Spec) -> tuple[str, str]:
     pick = ("the SFT model you will train: a local folder or a Hub id with a chat template "
             "(`prefdata models path` prints the embedded SmolLM2-135M-Instruct folder, which works offline)")
     backends = generators(spec.generate) if spec.generate is not None else []
-    local = [b for b in backends if b.kind in ("embedded", "transformers", "vllm")]
+    from prefdata.backends.registry import KINDS
+
+    local = [b for b in backends if KINDS[b.kind].local]
     if not local:
         return "YOUR_SFT_MODEL", f"Replace `YOUR_SFT_MODEL` with {pick}."
     if local[0].kind == "embedded":
