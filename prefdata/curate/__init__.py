@@ -8,31 +8,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import import_module
 
-_STEPS = {  # step name -> (module under prefdata.curate, or a dotted path; function)
-    "dedupe": ("dedupe", "exact"),
-    "near_dedupe": ("near_dedupe", "near_dedupe"),
-    "semantic_dedupe": ("semantic_dedupe", "semantic_dedupe"),  # sentence embeddings (extra 'semantic')
-    "filter": ("filters", "filter_pairs"),
-    "decontaminate": ("decontaminate", "decontaminate"),
-    "length_balance": ("length_bias", "balance"),
-    "split": ("split", "split"),
-    "pii": ("pii", "pii"),
-    "human_review": ("prefdata.review.apply", "human_review"),  # a person's decisions (`prefdata review`)
-}
+def _runners() -> dict[str, str]:
+    """Step name -> "module:function", from the step configs' registry (`curate.config.STEPS`)."""
+    from prefdata.curate.config import STEPS as CONFIGS
+
+    return {config.model_fields["step"].default: config.run for config in CONFIGS}
 
 
 class _Steps(Mapping):
     """Step name -> function, importing each step's module on first use."""
 
     def __getitem__(self, name: str):
-        module, function = _STEPS[name]
+        module, _, function = _runners()[name].partition(":")
         return getattr(import_module(module if "." in module else f"prefdata.curate.{module}"), function)
 
     def __iter__(self):
-        return iter(_STEPS)
+        return iter(_runners())
 
     def __len__(self) -> int:
-        return len(_STEPS)
+        return len(_runners())
 
 
 STEPS = _Steps()

@@ -12,17 +12,22 @@ Pydantic only (no Polars) so that loading a spec stays light.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Step(BaseModel):
+    """A curation step's config. `run` names the function that runs it ("module:function", the module under
+    prefdata.curate unless dotted): a new step is its module plus its config class here, listed in STEPS."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN bound would keep every row
+    run: ClassVar[str]
 
 
 class DedupeConfig(Step):
     step: Literal["dedupe"] = "dedupe"
+    run: ClassVar[str] = "dedupe:exact"
     level: Literal["pair", "prompt"] = Field(
         "pair", description="pair: same (prompt, chosen, rejected). prompt: one pair per prompt.")
     keep: Literal["first", "highest_margin"] = Field("first", description="Which duplicate survives.")
@@ -31,6 +36,7 @@ class DedupeConfig(Step):
 
 class NearDedupeConfig(Step):
     step: Literal["near_dedupe"] = "near_dedupe"
+    run: ClassVar[str] = "near_dedupe:near_dedupe"
     scope: Literal["prompt", "pair"] = Field(
         "pair", description="Compare prompts, or whole pairs (prompt, chosen and rejected together).")
     ngram: int = Field(5, ge=1, description="Shingle length, in units.")
@@ -55,6 +61,7 @@ class NearDedupeConfig(Step):
 
 class SemanticDedupeConfig(Step):
     step: Literal["semantic_dedupe"] = "semantic_dedupe"
+    run: ClassVar[str] = "semantic_dedupe:semantic_dedupe"
     scope: Literal["prompt", "pair"] = Field(
         "prompt", description="prompt: compare prompts (their user turns). pair: prompt, chosen and rejected must "
                               "each reach the threshold (three embeddings per row).")
@@ -71,6 +78,7 @@ class SemanticDedupeConfig(Step):
 
 class FilterConfig(Step):
     step: Literal["filter"] = "filter"
+    run: ClassVar[str] = "filters:filter_pairs"
     min_margin: float | None = Field(None, description="Drop pairs whose score margin is below this (or missing).")
     min_agreement: float | None = Field(None, ge=0, le=1, description="Drop pairs with less judge agreement.")
     min_confidence: float | None = Field(None, ge=0, le=1, description="Drop pairs whose judges' confidence is "
@@ -102,6 +110,7 @@ class FilterConfig(Step):
 
 class DecontaminateConfig(Step):
     step: Literal["decontaminate"] = "decontaminate"
+    run: ClassVar[str] = "decontaminate:decontaminate"
     eval_sets: list[str] = Field(min_length=1, description="Evaluation sets: files (any readable table) or Hub ids.")
     field: str | None = Field(None, description="Column holding the eval text (default: every text column).")
     split: str | None = Field(None, description="Split of a Hub dataset.")
@@ -113,6 +122,7 @@ class DecontaminateConfig(Step):
 
 class BalanceConfig(Step):
     step: Literal["length_balance"] = "length_balance"
+    run: ClassVar[str] = "length_bias:balance"
     target: float = Field(0.5, ge=0, le=1, description="Wanted share of pairs whose chosen answer is longer.")
     tolerance: float = Field(0.05, ge=0, le=0.5, description="Accepted distance from the target.")
     unit: Literal["chars", "words", "tokens"] = "chars"
@@ -122,6 +132,7 @@ class BalanceConfig(Step):
 
 class SplitConfig(Step):
     step: Literal["split"] = "split"
+    run: ClassVar[str] = "split:split"
     test_size: float = Field(0.1, gt=0, lt=1, description="Share of prompts in the test split.")
     stratify: str | None = Field(None, description="Column to stratify by (its value for each prompt group).")
     seed: int = 0
@@ -130,6 +141,7 @@ class SplitConfig(Step):
 
 class HumanReviewConfig(Step):
     step: Literal["human_review"] = "human_review"
+    run: ClassVar[str] = "prefdata.review.apply:human_review"
     file: str = Field(min_length=1, description="A decision log written by `prefdata review` (review.jsonl): "
                       "accept keeps a pair, swap exchanges chosen and rejected, drop removes it with its reason.")
 
@@ -141,6 +153,7 @@ PII_ALIASES = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "CARD": "CREDI
 
 class PiiConfig(Step):
     step: Literal["pii"] = "pii"
+    run: ClassVar[str] = "pii:pii"
     action: Literal["redact", "drop", "flag"] = Field(
         "redact", description="redact: replace each span with <ENTITY>. drop: remove pairs holding any. flag: keep "
                               "all. Each adds a `pii` column listing what was found (drop: in the dropped records).")
@@ -166,11 +179,9 @@ class PiiConfig(Step):
         return list(dict.fromkeys(names))
 
 
-StepConfig = Annotated[
-    Union[DedupeConfig, NearDedupeConfig, SemanticDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig,
-          SplitConfig, HumanReviewConfig, PiiConfig],
-    Field(discriminator="step"),
-]
+STEPS = (DedupeConfig, NearDedupeConfig, SemanticDedupeConfig, FilterConfig, DecontaminateConfig, BalanceConfig,
+         SplitConfig, HumanReviewConfig, PiiConfig)  # the registry of curation steps
+StepConfig = Annotated[Union[STEPS], Field(discriminator="step")]
 
 
 def expand_shorthand(items: object) -> object:
