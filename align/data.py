@@ -68,18 +68,6 @@ def check_data_stamp(data: str, frame: pl.DataFrame, skip: bool) -> tuple[str, s
     return f"skipped-{state}", message, stamp
 
 
-def _split_column(data: str, result: Any, split: str | None = None) -> pl.DataFrame:
-    """Curation's `split` column, which the canonical table does not keep (read from the input records)."""
-    frame = result.frame
-    if not Path(data).exists():
-        return frame
-    from prefdata.validators.api import input_fields, raw_column
-
-    if SPLIT in input_fields(data, split=split):
-        frame = frame.with_columns(raw_column(data, SPLIT, result.dropped, split=split).alias(SPLIT))
-    return frame
-
-
 def hold_out(frame: pl.DataFrame, fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split by prompt, not by row: every row of a prompt lands on the same side, so none leaks. The data's own
     test split when it has one; else `prefdata split`'s rule (the same prompts for the same fraction and seed)."""
@@ -117,7 +105,7 @@ def load_run_data(config: Any) -> RunData:
     if method_kind == "pairwise" and result.kind == "unpaired":
         raise PrefdataError(f"{config.data}: unpaired (KTO) data; --method {config.method} needs pairs "
                             "(use --method kto)")
-    frame = _split_column(config.data, result, config.split)
+    frame = result.frame  # with curation's `split` column when the data has one
     dropped = [result.dropped]
     if config.eval_split is not None:
         held_result = read_dataset(config.data, on_error="skip", split=config.eval_split)

@@ -198,3 +198,24 @@ def test_missing_hub_dataset_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="no-such-org/no-such-dataset"):
         read_dataset("no-such-org/no-such-dataset")
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_the_table_carries_curations_split_column_aligned_with_kept_rows(tmp_path, suffix):
+    """A `split` written by curation comes back on read (validators and align need no second read for it), row for
+    row, also where the reader set an unreadable record aside."""
+    from prefdata.curate.config import SplitConfig
+    from prefdata.curate.split import assign_split
+
+    pairs = read_dataset(DPO_DEMO).frame.head(40)
+    pairs = pairs.with_columns(assign_split(pairs, SplitConfig(test_size=0.25)))
+    path = tmp_path / f"split.{suffix}"
+    write_table(pairs, path)
+    if suffix == "jsonl":  # a broken line in the middle: set aside, and the split stays aligned
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[:5] + ['{"prompt": broken'] + lines[5:]) + "\n")
+    result = read_dataset(path, on_error="skip")
+    assert result.dropped.height == (1 if suffix == "jsonl" else 0)
+    assert result.frame["split"].to_list() == pairs["split"].to_list()
+    assert result.frame["pair_id"].to_list() == pairs["pair_id"].to_list()
+    assert "split" not in read_dataset(DPO_DEMO).frame.columns  # only where the input has one

@@ -19,15 +19,14 @@ from pydantic import ValidationError
 from prefdata.errors import PrefdataError
 from prefdata.fingerprint import fingerprint
 from prefdata.io import read_dataset
-from prefdata.io.raw import iter_raw
+from prefdata.io.reader import input_fields, raw_column
 from prefdata.validators.catalogue import run_checks
 from prefdata.validators.inputs import Inputs
 from prefdata.validators.result import Report
-from prefdata.validators.stamp import DOCS, PREFDATA_DATA, docs_path, write_stamp
+from prefdata.validators.stamp import DOCS, docs_path, write_stamp
 from prefdata.thresholds import Thresholds
 
 JUDGMENTS = "judgments.parquet"
-SPLIT = "split"  # a column written by curation's split step: rows of every split, checked for leakage
 LANGUAGE = "language"  # a column written by a language filter: the prompt's language, checked against answers
 MANIFEST = "manifest.json"
 
@@ -89,27 +88,6 @@ def make_thresholds(*layers: dict[str, Any] | None) -> Thresholds:
         raise PrefdataError(f"threshold {where}: {err['msg']} (known: {', '.join(Thresholds.model_fields)})") from None
 
 
-def raw_column(source: str | Path, column: str, dropped: pl.DataFrame, split: str | None = None) -> pl.Series:
-    """A column of the input records that the canonical table does not keep (such as a category),
-    aligned with the table: rows the reader set aside are left out."""
-    skip = set(dropped["row_id"].to_list())
-    values = [None if raw.data is None else raw.data.get(column) for raw in iter_raw(source, split=split)
-              if str(raw.line or raw.row) not in skip]
-    return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
-
-
-def input_fields(data: str | Path, split: str | None = None) -> set[str]:
-    """The field names of the input records (from the Parquet schema, or the first record)."""
-    path = Path(data)
-    parquet = path / PREFDATA_DATA if path.is_dir() else path
-    if parquet.is_file() and parquet.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return set(pq.read_schema(parquet).names)
-    first = next(iter_raw(data, split=split), None)
-    return set(first.data) if first is not None and first.data else set()
-
-
 def validate_frame(frame: pl.DataFrame, kind: str, *, thresholds: Thresholds | None = None,
                    tokenizer: Any = None, max_length: int | None = None, test: pl.DataFrame | None = None,
                    judgments: pl.DataFrame | None = None, read_dropped: pl.DataFrame | None = None,
@@ -167,7 +145,7 @@ def validate(data: str | Path, *, format: str | None = None, split: str | None =
     fields = input_fields(data, split)
     if category is not None and category not in fields:
         raise PrefdataError(f"{data}: no field {category!r} for --category (fields: {', '.join(sorted(fields))})")
-    for column in {c for c in (category, SPLIT, LANGUAGE) if c in fields}:  # fields the canonical table does not keep
+    for column in {c for c in (category, LANGUAGE) if c in fields and c not in frame.columns}:  # not in the table
         frame = frame.with_columns(raw_column(data, column, result.dropped, split).alias(column))
     report = validate_frame(frame, result.kind, thresholds=limits, tokenizer=tokenizer, max_length=max_length,
                             test=test_frame, judgments=judgments, read_dropped=result.dropped, category=category,

@@ -13,10 +13,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
-from prefdata.io.records import SNIFF, OnError, ReadResult, choose_format, to_frame, drops_frame, take
-from prefdata.io.raw import JsonLines, Raw, open_source
+import polars as pl
 
-__all__ = ["ReadResult", "read_dataset"]
+from prefdata.io.records import SNIFF, OnError, ReadResult, choose_format, to_frame, drops_frame, take
+from prefdata.io.raw import JsonLines, Raw, iter_raw, open_source
+
+__all__ = ["ReadResult", "read_dataset", "input_fields", "raw_column", "EXTRA_COLUMNS"]
+
+# input fields the canonical table carries beside the record's own when the input has them: curation's split
+EXTRA_COLUMNS = ("split",)
+DATASET_TABLE = "data.parquet"  # a prefdata dataset folder's table
 
 
 def read_dataset(source: str | Path, *, format: str | None = None, on_error: OnError = "raise",
@@ -26,14 +32,46 @@ def read_dataset(source: str | Path, *, format: str | None = None, on_error: OnE
     Pydantic. Both give the same result."""
     name = str(source)
     opened = open_source(source, split=split)
+    result = None
     if isinstance(opened, JsonLines):
         if fast:
             from prefdata.io.fast import read_lines
 
-            if (result := read_lines(opened, name, format, on_error)) is not None:
-                return result
-        opened = opened.raws()
-    return _read_records(opened, name, format, on_error)
+            result = read_lines(opened, name, format, on_error)
+        if result is None:
+            opened = opened.raws()
+    return _with_extra_columns(result or _read_records(opened, name, format, on_error), source, split)
+
+
+def _with_extra_columns(result: ReadResult, source: str | Path, split: str | None) -> ReadResult:
+    """The declared extra columns (`EXTRA_COLUMNS`) of a local input, aligned with the kept rows."""
+    if not Path(source).exists():  # a Hub id: not fetched a second time for them
+        return result
+    fields = input_fields(source, split)
+    for column in (c for c in EXTRA_COLUMNS if c in fields):
+        result.frame = result.frame.with_columns(raw_column(source, column, result.dropped, split).alias(column))
+    return result
+
+
+def raw_column(source: str | Path, column: str, dropped: pl.DataFrame, split: str | None = None) -> pl.Series:
+    """A field of the input records that the record model does not hold (a split, a category), as text, aligned
+    with the table: rows the reader set aside are left out."""
+    skip = set(dropped["row_id"].to_list())
+    values = [None if raw.data is None else raw.data.get(column) for raw in iter_raw(source, split=split)
+              if str(raw.line or raw.row) not in skip]
+    return pl.Series(column, [None if v is None else str(v) for v in values], dtype=pl.String)
+
+
+def input_fields(data: str | Path, split: str | None = None) -> set[str]:
+    """The field names of the input records (from the Parquet schema, or the first record)."""
+    path = Path(data)
+    parquet = path / DATASET_TABLE if path.is_dir() else path
+    if parquet.is_file() and parquet.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return set(pq.read_schema(parquet).names)
+    first = next(iter_raw(data, split=split), None)
+    return set(first.data) if first is not None and isinstance(first.data, dict) else set()
 
 
 def _read_records(stream: Iterator[Raw], name: str, format: str | None, on_error: OnError) -> ReadResult:

@@ -31,7 +31,7 @@ SNIFF = 20
 
 @dataclass
 class ReadResult:
-    frame: pl.DataFrame    # canonical table: schema.PAIRS, UNPAIRED or PROMPTS
+    frame: pl.DataFrame    # canonical table: schema.PAIRS, UNPAIRED or PROMPTS, and `split` when the input has it
     dropped: pl.DataFrame  # schema.DROPPED, stage "read"
     format: str
     kind: str
