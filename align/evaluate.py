@@ -52,10 +52,11 @@ def reward_model_accuracy(model_dir: str | Path, pairs: pl.DataFrame, max_length
     from prefdata.backends import ChatRequest, SamplingParams, run_requests
     from prefdata.backends.reward_transformers import TransformersRewardBackend
     from prefdata.judge.reward import read_reward
+    from prefdata.tokens import messages
 
     backend = TransformersRewardBackend(str(model_dir), batch_size=max(batch_size, 8), device=device)
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_length)
-    requests = [ChatRequest.of(_messages(prompt) + _messages(answer), params=params)
+    requests = [ChatRequest.of(messages(prompt + answer), params=params)
                 for column in ("chosen", "rejected")
                 for prompt, answer in pairs.select("prompt", column).iter_rows()]
     answers = run_requests(backend, requests, cache)
@@ -144,10 +145,6 @@ def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: in
     return [a.text.strip() for a in answers]
 
 
-def _messages(prompt: list[dict]) -> list[dict]:
-    return [{"role": m["role"], "content": m["content"]} for m in prompt]
-
-
 def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judges: list[Any] | None = None,
              *, names: tuple[str, str] = ("policy", "reference"), cache: Any = None, max_new_tokens: int = 128,
              limit: int | None = None, panel: str = "majority") -> dict[str, Any]:
@@ -160,13 +157,14 @@ def win_rate(policy: Any, reference: Any, tok: Any, held_out: pl.DataFrame, judg
     from prefdata.judge.panel import decide, resolve
     from prefdata.judge.stage import judge
     from prefdata.spec import JudgeSpec
+    from prefdata.tokens import messages as turns
 
     prompts = held_out.select("prompt_id", "prompt").unique("prompt_id", keep="first", maintain_order=True)
     if limit:
         prompts = prompts.head(limit)
     if prompts.height == 0:
         raise PrefdataError("no held-out prompts to compare answers on")
-    messages = [_messages(p) for p in prompts["prompt"].to_list()]
+    messages = [turns(p) for p in prompts["prompt"].to_list()]
     with _adapter_off(reference, policy) as ref_model:
         ref_answers = generate(ref_model, tok, messages, max_new_tokens, name=names[1], cache=cache)
     pol_answers = generate(policy, tok, messages, max_new_tokens, name=names[0], cache=cache)

@@ -16,7 +16,7 @@ PREFLIGHT_ROWS = 2000  # rendering is per row (the tokenizer's Jinja API); a sam
 
 def prepare_tokenizer(model: str, chat_template: str | None = None) -> tuple[Any, list[str]]:
     """Load the tokenizer; set pad = EOS when missing; refuse a model without a chat template."""
-    from prefdata.validators.preflight import load_tokenizer
+    from prefdata.tokens import load_tokenizer
 
     tok = load_tokenizer(model)
     notes = []
@@ -71,22 +71,19 @@ def prompt_fits(frame: pl.DataFrame, tok: Any, max_length: int) -> pl.Series:
     whose mean log-prob is NaN, and one NaN loss poisons every weight."""
     if frame.height == 0:
         return pl.Series("fits", [], dtype=pl.Boolean)
-    texts = [tok.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in p], tokenize=False,
-                                     add_generation_prompt=True) for p in frame["prompt"].to_list()]
-    lengths = pl.Series([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]])
+    from prefdata.tokens import count, render_prompt
+
+    lengths = pl.Series(count(tok, [render_prompt(tok, p) for p in frame["prompt"].to_list()]))
     return (lengths <= max_length - MIN_COMPLETION_TOKENS).alias("fits")
-
-
-def _turns(messages: list[dict]) -> list[dict]:
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def pair_fits(frame: pl.DataFrame, tok: Any, max_length: int) -> pl.Series:
     """True where prompt + chosen and prompt + rejected, rendered as TRL's RewardTrainer renders them (the
     whole conversation through the chat template), are both at most max_length tokens."""
+    from prefdata.tokens import messages
+
     def length(prompt: list[dict], answer: list[dict]) -> int:
-        return len(tok.apply_chat_template(_turns(prompt) + _turns(answer), tokenize=True,
-                                           return_dict=True)["input_ids"])
+        return len(tok.apply_chat_template(messages(prompt + answer), tokenize=True, return_dict=True)["input_ids"])
 
     fits = [max(length(p, c), length(p, r)) <= max_length
             for p, c, r in frame.select("prompt", "chosen", "rejected").iter_rows()]

@@ -10,7 +10,7 @@ import pytest
 from conftest import DPO_DEMO, KTO_DEMO, run_cli
 from prefdata.io import read_dataset
 from prefdata.validators.api import validate_frame
-from prefdata.validators.preflight import load_tokenizer
+from prefdata.tokens import load_tokenizer
 
 PREFLIGHT = ("chat_template", "special_tokens", "prompt_prefix", "token_lengths", "truncation")
 # A reasoning-style template: the generation prompt opens a <think> block that rendered history lacks,

@@ -14,25 +14,12 @@ from typing import Any
 
 import polars as pl
 
-from prefdata.errors import PrefdataError
+from prefdata.tokens import count, load_tokenizer, render, render_prompt
 from prefdata.validators.inputs import Inputs, preview
 from prefdata.validators.result import CheckResult, skipped
 
 COMPLETIONS = {"pairwise": ("chosen", "rejected"), "unpaired": ("completion",)}
 NAMES = ("chat_template", "special_tokens", "prompt_prefix", "token_lengths", "truncation")
-
-
-def load_tokenizer(path: str | Path) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except Exception as exc:  # transformers raises OSError, ValueError and others for a bad folder
-        raise PrefdataError(f"{path}: cannot load a tokenizer ({type(exc).__name__}: {exc})") from None
-
-
-def _messages(turns: list[dict]) -> list[dict[str, str]]:
-    return [{"role": t["role"], "content": t["content"]} for t in turns]
 
 
 def chat_template(tok: Any) -> CheckResult:
@@ -56,18 +43,12 @@ def _render(tok: Any, inp: Inputs) -> pl.DataFrame:
     columns = [c for c in COMPLETIONS[inp.kind] if c in inp.frame.columns]
     data = inp.frame.select("prompt", *columns).to_dict(as_series=False)
     for i, prompt in enumerate(data["prompt"]):
-        messages = _messages(prompt)
-        head = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        head = render_prompt(tok, prompt)
         for column in columns:
-            full = tok.apply_chat_template(messages + _messages(data[column][i]), tokenize=False)
+            full = render(tok, prompt + data[column][i])
             rows.append({"row": i + 1, "completion": column, "prompt_text": head, "full_text": full})
     return pl.DataFrame(rows, schema={"row": pl.Int64, "completion": pl.String, "prompt_text": pl.String,
                                       "full_text": pl.String})
-
-
-def _token_counts(tok: Any, texts: list[str]) -> list[int]:
-    # The template already holds the special tokens; adding them again would count them twice.
-    return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
 def prompt_prefix(rendered: pl.DataFrame, n: int) -> CheckResult:
@@ -121,7 +102,7 @@ def preflight(inp: Inputs, tokenizer: Any, max_length: int | None = None) -> lis
     rendered = _render(tok, inp)
     results.append(prompt_prefix(rendered, inp.examples))
     lengths = rendered.select("row").with_columns(
-        pl.Series("prompt_tokens", _token_counts(tok, rendered["prompt_text"].to_list())),
-        pl.Series("full_tokens", _token_counts(tok, rendered["full_text"].to_list())),
+        pl.Series("prompt_tokens", count(tok, rendered["prompt_text"].to_list())),
+        pl.Series("full_tokens", count(tok, rendered["full_text"].to_list())),
     )
     return results + token_lengths(lengths, max_length, inp.thresholds.max_truncated_share, inp.examples)

@@ -35,7 +35,7 @@ def text_lengths(texts: pl.Series, unit: LengthUnit = "chars", tokenizer: str | 
         return texts.str.len_chars().cast(pl.Int64)
     if unit == "words":
         return texts.str.extract_all(r"\S+").list.len().cast(pl.Int64)
-    from prefdata.curate.tokens import token_counts
+    from prefdata.tokens import token_counts
 
     return token_counts(texts, tokenizer)
 
