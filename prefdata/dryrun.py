@@ -13,7 +13,6 @@ characters a token; output tokens are counted at `max_tokens`, so the cost is an
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from prefdata.backends import gives_logprobs
+from prefdata.backends import RequestCache, gives_logprobs
 from prefdata.backends.base import ChatResponse
 from prefdata.backends.cost import Meter, price_table
 from prefdata.backends.ratelimit import estimate_tokens
@@ -63,30 +62,22 @@ class _Tally:
 
 
 class _ReadOnlyCache:
-    """What `run_requests` needs of a RequestCache, reading only: a dry run writes nothing."""
+    """The request cache read-only (`RequestCache.read_only`: a dry run writes nothing), its finds tallied."""
 
     def __init__(self, path: Path, tally: _Tally):
-        self.path, self.tally = path, tally
+        self.cache, self.tally = RequestCache.read_only(path), tally
         self.hits = self.misses = 0
 
     def get_many(self, keys) -> dict[str, ChatResponse]:
-        if not self.path.is_file():
-            return {}
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        found = {}
-        try:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start:start + 500])
-                marks = ",".join("?" * len(chunk))
-                for key, text in db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk):
-                    found[key] = ChatResponse.from_json(text)
-        finally:
-            db.close()
+        found = self.cache.get_many(keys)
         self.tally.cached[self.tally.label] += len(found)
         return found
 
     def put_many(self, *args) -> None:
         pass
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 class _CacheOnly:
@@ -134,9 +125,7 @@ class _Replayed:
 
 def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
     """Run simulate, generate and judge on cached answers only."""
-    from prefdata.generate import generate, generators
-    from prefdata.judge.stage import judge
-    from prefdata.sources import spec_gold
+    from prefdata.generate import generators
 
     tally = _Tally()
     ctx = _DryContext(cache=_ReadOnlyCache(cache, tally), quiet=True, tally=tally)
@@ -151,6 +140,17 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
             dry = ctx.backends["reward:" + judge_spec.backend.model_dump_json()] = _CacheOnly(judge_spec.backend, tally)
             real = make_reward_backend(judge_spec.backend)  # hashes the weights; loads nothing
             dry.name, dry.model = real.name, real.model
+    try:
+        return _replay_stages(spec, prompts, ctx, tally)
+    finally:
+        ctx.cache.close()
+
+
+def _replay_stages(spec: Spec, prompts: pl.DataFrame, ctx: Context, tally: _Tally) -> _Replayed:
+    from prefdata.generate import generate
+    from prefdata.judge.stage import judge
+    from prefdata.sources import spec_gold
+
     unfinished = []
     if spec.generate.turns > 1:
         from prefdata.conversation import simulate

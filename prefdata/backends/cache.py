@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS responses (
 class RequestCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.hits = 0
+        self.misses = 0
+        self.writable = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
@@ -42,11 +45,20 @@ class RequestCache:
             self._db.commit()
         except (sqlite3.Error, OSError) as exc:  # a folder, a file that is not SQLite, no permission
             raise PrefdataError(f"{self.path}: cannot use as the request cache ({exc}); name another file") from None
-        self.hits = 0
-        self.misses = 0
+
+    @classmethod
+    def read_only(cls, path: str | Path) -> "RequestCache":
+        """The cache as a dry run reads it: looked up, never created or written (`put_many` does nothing)."""
+        cache = cls.__new__(cls)
+        cache.path, cache.hits, cache.misses, cache.writable = Path(path), 0, 0, False
+        cache._db = sqlite3.connect(f"file:{cache.path}?mode=ro", uri=True, check_same_thread=False) \
+            if cache.path.is_file() else None
+        return cache
 
     def get_many(self, keys: Sequence[str]) -> dict[str, ChatResponse]:
         found: dict[str, ChatResponse] = {}
+        if self._db is None:  # read-only, and no cache file yet
+            return found
         for start in range(0, len(keys), 500):  # SQLite caps bound parameters per statement
             chunk = list(keys[start:start + 500])
             marks = ",".join("?" * len(chunk))
@@ -57,7 +69,7 @@ class RequestCache:
     def put_many(self, backend: str, model: str, items: Sequence[tuple[str, ChatResponse]]) -> None:
         now = time.time()
         rows = [(key, backend, model, resp.to_json(), now) for key, resp in items if _keep(resp)]
-        if not rows:
+        if not rows or not self.writable:
             return
         with self._db:  # one transaction, committed on exit
             self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
@@ -87,7 +99,8 @@ class RequestCache:
         return removed
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
 
 def default_path() -> Path:
