@@ -95,7 +95,7 @@ def _pairs(source: str) -> pl.DataFrame:
 
 def prepare(variants: list[Variant], held_out: str, out: Path, allow_overlap: bool) -> dict[str, dict]:
     """Each variant's stamped training file (train split + the held-out set as test), and its facts."""
-    from prefdata.curate import run_step
+    from prefdata.curate import run_steps
     from prefdata.fingerprint import fingerprint
     from prefdata.io import read_dataset, write_table
     from prefdata.validators.api import validate
@@ -105,11 +105,7 @@ def prepare(variants: list[Variant], held_out: str, out: Path, allow_overlap: bo
     facts = {}
     for variant in variants:
         frame = frames[variant.base] if variant.base in frames else _pairs(variant.base)
-        counts = []
-        for step in variant.steps:
-            result = run_step(frame.drop("split", strict=False), step)
-            counts.append({"step": step.step, "in": frame.height, "kept": result.kept.height})
-            frame = result.kept
+        frame, _, counts = run_steps(frame.drop("split", strict=False), variant.steps)
         frames[variant.name] = frame
         overlap = _check_overlap(variant.name, frame, held, allow_overlap)
         path = out / "data" / f"{variant.name}.parquet"

@@ -85,14 +85,10 @@ def run_steps(result, configs: list, ctx=None):
     """Run step configs in order; dropped rows of every step (and of the reader) are gathered."""
     import polars as pl
 
-    from prefdata.curate import run_step
+    from prefdata.curate import run_steps as curate
 
-    data, dropped = result.frame, [result.dropped]
-    for config in configs:
-        step = run_step(data, config, ctx)
-        data = step.kept
-        dropped.append(step.dropped)
-    return data, pl.concat(dropped, how="diagonal_relaxed")
+    kept, dropped, _ = curate(result.frame, configs, ctx)
+    return kept, pl.concat([result.dropped, dropped], how="diagonal_relaxed")
 
 
 def summary(result, kept, dropped, **extra) -> dict:

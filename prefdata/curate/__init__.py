@@ -37,4 +37,21 @@ def run_step(frame, config, ctx=None):
     return STEPS[config.step](frame, config, ctx)
 
 
-__all__ = ["STEPS", "run_step"]
+def run_steps(frame, configs, ctx=None):
+    """Steps in order, outside a build (the curation commands, `align compare`'s variants): the kept rows, every
+    step's dropped rows, and per step {step, in, kept}. A build runs each step as a stage of its own instead, so
+    that a finished step is reused (`prefdata.flow`)."""
+    import polars as pl
+
+    from prefdata import schema
+
+    dropped, counts = [], []
+    for config in configs:
+        result = run_step(frame, config, ctx)
+        counts.append({"step": config.step, "in": frame.height, "kept": result.kept.height})
+        frame = result.kept
+        dropped.append(result.dropped)
+    return frame, pl.concat(dropped, how="diagonal_relaxed") if dropped else schema.empty(schema.DROPPED), counts
+
+
+__all__ = ["STEPS", "run_step", "run_steps"]
