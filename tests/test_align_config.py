@@ -355,3 +355,17 @@ def test_red_flag_callback_stops_early():
     control = TrainerControl()
     callback(RedFlags(), early_stop=False).on_log(args, state, control, logs={"rewards/accuracies": 1.0})
     assert not control.should_training_stop
+
+
+def test_the_compare_example_config_loads_and_its_figures_come_from_the_last_evaluation():
+    """examples/compare_hh/train.yaml runs without a closing evaluation: align compare then reads each run's
+    figures from the trainer's evaluation at its last step (and never from an earlier one)."""
+    from conftest import ROOT
+    from prefdata.align.compare import _last_eval
+
+    config = load_config(ROOT / "examples" / "compare_hh" / "train.yaml",
+                         {"model": "m", "data": "(each variant's file)", "output": "out"})
+    assert config.final_eval is False and config.max_steps % config.eval_steps == 0  # the last step is evaluated
+    history = [{"step": 12, "eval_rewards/accuracies": 0.5}, {"step": 24, "eval_rewards/accuracies": 0.75}]
+    assert _last_eval({"steps": 24, "history": history})["eval_rewards/accuracies"] == 0.75
+    assert _last_eval({"steps": 30, "history": history}) == {}  # no evaluation at the last step: no figure
