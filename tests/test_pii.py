@@ -233,13 +233,15 @@ def test_cli_drops_pairs_with_pii_on_the_real_data(tmp_path):
     assert {d["detail"].split(" x")[0] for d in dropped if d["reason"] == "pii"} <= {"EMAIL_ADDRESS", "PHONE_NUMBER"}
 
 
-@pytest.mark.parametrize("args, says", [(("--action", "zap"), "error: --action: Input should be 'redact', 'drop' or "
-                                                              "'flag'"),
-                                        (("--entities", "EMAIL,NAME"), "error: --entities: "),
-                                        (("--fields", "answer"), "error: --fields: ")])
+@pytest.mark.parametrize("args, says", [(("--action", "zap"), ("'--action'", "'zap'", "'redact'")),
+                                        (("--entities", "EMAIL,NAME"), ("error: --entities: ", "NAME")),
+                                        (("--fields", "answer"), ("error: --fields: ", "'prompt'"))])
 def test_cli_bad_options_are_one_line_and_exit_2(tmp_path, args, says):
+    """A choice the option's type knows (--action) is refused by the CLI; a value only the config checks (an entity
+    name, a column) by the config, named by its option: one line either way."""
     done = run_cli("pii", DPO_DEMO, tmp_path / "out.jsonl", *args)
-    assert done.returncode == 2 and done.stderr.startswith(says) and len(done.stderr.strip().splitlines()) == 1
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert all(part in done.stderr for part in says), done.stderr
 
 
 def test_cli_without_the_extra_says_what_to_install(tmp_path):

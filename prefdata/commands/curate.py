@@ -1,71 +1,29 @@
 """`prefdata dedupe | filter | pii | length-bias | split`: thin skins over `prefdata.curate`.
 
-Only typer at import time (polars loads inside the commands), so `prefdata --help` stays fast.
+Each command's step options are generated from its steps' config models (`prefdata.commands.options`), so the
+spec's `curate:` items and these commands take the same settings with the same defaults and help. Only typer and
+pydantic at import time (polars loads inside the commands), so `prefdata --help` stays fast.
 Each command can print a JSON summary: rows_in, rows_out, dropped (by reason).
 """
 
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from prefdata import strict_json
+from prefdata.commands.options import Configs, Group, with_options
+from prefdata.curate.config import (BalanceConfig, DecontaminateConfig, DedupeConfig, FilterConfig,
+                                    NearDedupeConfig, PiiConfig, SemanticDedupeConfig, SplitConfig)
 
 FORMAT = typer.Option(None, "--format", "-f", help="Input format (detected when omitted).")
 AS_JSON = typer.Option(False, "--json", help="Print a JSON summary: rows_in, rows_out, dropped by reason.")
 ON_ERROR = typer.Option("raise", "--on-error", help="raise: stop at the first bad record (exit 2). skip: set it "
                         "aside with the dropped rows and go on.")
 DROPPED = typer.Option(None, "--dropped", help="Where dropped rows go (default: OUT's name + .dropped.jsonl).")
-
-
-class Keep(str, Enum):
-    first = "first"
-    highest_margin = "highest_margin"
-
-
-class Level(str, Enum):
-    pair = "pair"
-    prompt = "prompt"
-
-
-class Unit(str, Enum):
-    auto = "auto"
-    words = "words"
-    chars = "chars"
-
-
-class LengthUnit(str, Enum):
-    chars = "chars"
-    words = "words"
-    tokens = "tokens"
-
-
-class Verify(str, Enum):
-    exact = "exact"
-    signature = "signature"
-    none = "none"
-
-
-def make_config(cls, options: Optional[dict] = None, **values):
-    """`cls(**values)`, with a pydantic ValidationError turned into one line naming the option
-    (`options` maps a field to its option name where they differ)."""
-    from pydantic import ValidationError
-
-    from prefdata.errors import PrefdataError
-
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else ""
-            name = (options or {}).get(field, "--" + field.replace("_", "-")) if field else "options"
-            problems.append(f"{name}: {error['msg']}")
-        raise PrefdataError("; ".join(problems)) from None
 
 
 def read_pairs(source: str, format: Optional[str], on_error: str = "raise"):
@@ -136,129 +94,79 @@ def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_j
                    err=True)
 
 
+@with_options(Group(DedupeConfig), Group(NearDedupeConfig, when="--near"),
+              Group(SemanticDedupeConfig, prefix="semantic", names={"keep": "--keep"}, when="--semantic"))
 def dedupe(
     source: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
     output: Path = typer.Argument(..., help="Output: .jsonl, .parquet or a folder."),
-    level: Level = typer.Option(Level.pair, help="pair: same (prompt, chosen, rejected). prompt: one pair per prompt."),
-    keep: Keep = typer.Option(Keep.first, help="Which duplicate survives."),
     near: bool = typer.Option(False, "--near", help="Also remove near duplicates (MinHash LSH)."),
-    scope: Level = typer.Option(Level.pair, help="Near duplicates of whole pairs, or of prompts."),
-    threshold: float = typer.Option(0.8, help="Jaccard similarity from which rows are near duplicates."),
-    ngram: int = typer.Option(5, help="Shingle length."),
-    unit: Unit = typer.Option(Unit.auto, help="Shingle unit; auto: characters for CJK/Thai text, else words."),
-    num_perm: int = typer.Option(128, help="MinHash signature length."),
-    verify: Verify = typer.Option(Verify.exact, help="Check LSH candidates by exact Jaccard, estimate, or not."),
     semantic: bool = typer.Option(False, "--semantic", help="Also remove duplicates by meaning (sentence "
                                   "embeddings, all-MiniLM-L6-v2 on the CPU; extra 'semantic')."),
-    semantic_scope: Level = typer.Option(Level.prompt, help="Semantic duplicates of prompts (their user turns), or "
-                                         "of whole pairs (prompt, chosen and rejected each similar)."),
-    semantic_threshold: float = typer.Option(0.9, help="Cosine similarity from which rows are semantic duplicates."),
-    semantic_model: Optional[str] = typer.Option(None, help="A local sentence-transformers model folder (default: "
-                                                 "all-MiniLM-L6-v2 from the extra's wheel)."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    configs: Configs = None,
 ) -> None:
     """Remove exact duplicates (normalised text), with --near near duplicates (MinHash) and with --semantic
     duplicates by meaning (sentence embeddings). Rows in = out + dropped."""
-    from prefdata.curate.config import DedupeConfig, NearDedupeConfig, SemanticDedupeConfig
-
-    configs = [make_config(DedupeConfig, level=level.value, keep=keep.value)]
+    steps = [configs.make(DedupeConfig)]
     if near:
-        configs.append(make_config(NearDedupeConfig, scope=scope.value, threshold=threshold, ngram=ngram,
-                                   unit=unit.value, num_perm=num_perm, verify=verify.value, keep=keep.value))
+        steps.append(configs.make(NearDedupeConfig))
     if semantic:
-        configs.append(make_config(SemanticDedupeConfig, {"scope": "--semantic-scope",
-                                                          "threshold": "--semantic-threshold",
-                                                          "model": "--semantic-model"},
-                                   scope=semantic_scope.value, threshold=semantic_threshold, model=semantic_model,
-                                   keep=keep.value))
+        steps.append(configs.make(SemanticDedupeConfig))
         from prefdata.curate.semantic_dedupe import require
 
-        require(semantic_model)  # before reading: a missing extra or model folder is one line
+        require(steps[-1].model)  # before reading: a missing extra or model folder is one line
     result = read_pairs(source, format, on_error)
-    kept, dropped = run_steps(result, configs)
+    kept, dropped = run_steps(result, steps)
     finish(result, kept, dropped, output, dropped_to, as_json)
 
 
+@with_options(Group(FilterConfig), Group(DecontaminateConfig, prefix="eval", names={"eval_sets": "--decontaminate"},
+                                       paths=("eval_sets",), when="--decontaminate"))
 def filter_(
     source: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
     output: Path = typer.Argument(..., help="Output: .jsonl, .parquet or a folder."),
-    min_margin: Optional[float] = typer.Option(None, help="Drop pairs whose score margin is below this (or missing)."),
-    min_agreement: Optional[float] = typer.Option(None, help="Drop pairs with less judge agreement (0..1)."),
-    min_confidence: Optional[float] = typer.Option(None, help="Drop pairs whose judges' confidence (0..1, from token "
-                                                   "probabilities) is below this; pairs without one are kept and "
-                                                   "counted."),
-    min_length: Optional[int] = typer.Option(None, help="Shortest chosen/rejected answer allowed."),
-    max_length: Optional[int] = typer.Option(None, help="Longest chosen/rejected answer allowed."),
-    max_prompt_length: Optional[int] = typer.Option(None, help="Longest prompt (all turns) allowed."),
-    max_length_ratio: Optional[float] = typer.Option(None, help="Largest longer/shorter answer length ratio."),
-    language: Optional[str] = typer.Option(None, help="Keep pairs whose prompt is in these languages, ISO 639-1 "
-                                           "codes separated by commas (en,de); adds a `language` column. Needs "
-                                           "the language extra (lingua)."),
-    unit: LengthUnit = typer.Option(LengthUnit.chars, help="Unit of the length bounds."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer for --unit tokens (default: the embedded model's)."),
-    decontaminate: list[str] = typer.Option([], "--decontaminate", help="Evaluation set (file or Hub id) whose "
-                                            "n-grams prompts must not share; repeatable."),
-    eval_field: Optional[str] = typer.Option(None, help="Column of the evaluation text (default: every string)."),
-    eval_ngram: int = typer.Option(13, help="n-gram length for --decontaminate."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    configs: Configs = None,
 ) -> None:
     """Keep pairs within score-margin, agreement and length bounds, in the given languages, and free of evaluation
-    n-grams."""
-    from prefdata.curate.config import DecontaminateConfig, FilterConfig
-
-    configs: list = [make_config(FilterConfig, min_margin=min_margin, min_agreement=min_agreement,
-                                 min_confidence=min_confidence, min_length=min_length, max_length=max_length,
-                                 max_prompt_length=max_prompt_length,
-                                 max_length_ratio=max_length_ratio, unit=unit.value, tokenizer=tokenizer,
-                                 language=language.split(",") if language is not None else None)]
-    if decontaminate:
-        configs.append(make_config(DecontaminateConfig, {"eval_sets": "--decontaminate", "field": "--eval-field",
-                                                         "ngram": "--eval-ngram"},
-                                   eval_sets=decontaminate, field=eval_field, ngram=eval_ngram))
+    n-grams (--decontaminate FILE, repeatable)."""
+    steps = [configs.make(FilterConfig)]
+    if configs.value(DecontaminateConfig, "eval_sets"):
+        steps.append(configs.make(DecontaminateConfig))
     result = read_pairs(source, format, on_error)
-    kept, dropped = run_steps(result, configs)
+    kept, dropped = run_steps(result, steps)
     extra = {}
-    if min_confidence is not None:
+    if steps[0].min_confidence is not None:
         from prefdata.curate.filters import unrated
 
         extra["kept_without_confidence"] = unrated(kept)
     finish(result, kept, dropped, output, dropped_to, as_json, **extra)
 
 
+@with_options(Group(PiiConfig))
 def pii(
     source: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
     output: Path = typer.Argument(..., help="Output: .jsonl, .parquet or a folder."),
-    action: str = typer.Option("redact", help="redact: replace each find with <ENTITY>. drop: remove pairs holding "
-                               "any. flag: keep all. Each adds a `pii` column of what was found (entity, field, "
-                               "turn, offsets; never the text)."),
-    entities: Optional[str] = typer.Option(None, help="What to look for, separated by commas: EMAIL, PHONE, CARD, "
-                                           "IBAN, IP (or presidio's EMAIL_ADDRESS...; default: all five)."),
-    fields: str = typer.Option("prompt,chosen,rejected", help="Columns whose turns are scanned, separated by commas."),
-    score_threshold: float = typer.Option(0.3, help="presidio's lowest score kept."),
-    max_chars: int = typer.Option(100_000, help="Longer texts are not scanned: their pairs are dropped as "
-                                  "pii_unscanned (flag: kept with a null pii)."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    configs: Configs = None,
 ) -> None:
     """Find e-mail addresses, phone, credit-card and IBAN numbers and IP addresses (presidio-analyzer), and redact
     them, drop their pairs, or flag them. Needs the pii extra. Rows in = out + dropped."""
     import polars as pl
 
     from prefdata.curate import run_step
-    from prefdata.curate.config import PiiConfig
     from prefdata.curate.pii import figures
 
-    options = {"entities": "--entities", "fields": "--fields", "score_threshold": "--score-threshold"}
-    config = make_config(PiiConfig, options, action=action, fields=fields.split(","), score_threshold=score_threshold,
-                         max_chars=max_chars, **({"entities": entities.split(",")} if entities is not None else {}))
+    config = configs.make(PiiConfig)
     result = read_pairs(source, format, on_error)
     step = run_step(result.frame, config)
     found = figures(config, step)
@@ -270,34 +178,31 @@ def pii(
            as_json, pii=found)
 
 
+@with_options(Group(BalanceConfig))
 def length_bias(
     data: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
-    unit: LengthUnit = typer.Option(LengthUnit.chars, help="Length unit."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer for --unit tokens (default: the embedded model's)."),
     balance: Optional[Path] = typer.Option(None, "--balance", help="Write the largest subset whose chosen-longer "
                                            "share is within target ± tolerance here."),
-    target: float = typer.Option(0.5, help="Wanted chosen-longer share (with --balance)."),
-    tolerance: float = typer.Option(0.05, help="Accepted distance from the target (with --balance)."),
-    seed: int = typer.Option(0, help="Which pairs --balance drops (a hash of pair_id and this)."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    configs: Configs = None,
 ) -> None:
-    """Length bias: chosen-longer share, correlation, logistic coefficient with a 95% interval."""
-    from prefdata.curate.config import BalanceConfig
+    """Length bias: chosen-longer share, correlation, logistic coefficient with a 95% interval; with --balance, the
+    largest subset whose share is within --target ± --tolerance."""
     from prefdata.curate.length_bias import length_bias_report
 
-    config = None if balance is None else make_config(BalanceConfig, target=target, tolerance=tolerance,
-                                                      unit=unit.value, tokenizer=tokenizer, seed=seed)
+    config = configs.make(BalanceConfig)  # checked even without --balance: a bad --unit is one line
+    unit, tokenizer = config.unit, config.tokenizer
     result = read_pairs(data, format, on_error)
-    report = length_bias_report(result.frame, unit.value, tokenizer)
-    if config is None:
+    report = length_bias_report(result.frame, unit, tokenizer)
+    if balance is None:
         kept, dropped = result.frame, result.dropped
         figures = {**summary(result, kept, dropped), "length_bias": report}
     else:
         kept, dropped = run_steps(result, [config])
-        after = length_bias_report(kept, unit.value, tokenizer)
+        after = length_bias_report(kept, unit, tokenizer)
         where = write_kept(kept, dropped, balance, dropped_to)
         figures = {**summary(result, kept, dropped, output=str(balance), dropped_file=str(where) if where else None),
                    "length_bias": report, "balanced": after}
@@ -342,25 +247,23 @@ def _print_bias(data: str, figures: dict) -> None:
         typer.echo(f"{figures['rows_out']} of {figures['rows_in']} rows written to {figures['output']}", err=True)
 
 
+@with_options(Group(SplitConfig))
 def split(
     source: str = typer.Argument(..., help="Pairs: file, folder or Hub id."),
     outdir: Path = typer.Argument(..., help="Folder for train and test files."),
-    test_size: float = typer.Option(0.1, help="Share of prompts in the test split."),
-    stratify: Optional[str] = typer.Option(None, help="Column to stratify by."),
-    group: str = typer.Option("prompt_id", help="Rows sharing this column stay in one split."),
-    seed: int = typer.Option(0, help="Changes which prompts go to test."),
     suffix: str = typer.Option("parquet", "--as", help="File type: parquet or jsonl."),
     format: Optional[str] = FORMAT,
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    configs: Configs = None,
 ) -> None:
     """Deterministic train/test split grouped by prompt (no prompt in both), optionally stratified."""
-    from prefdata.curate.config import SplitConfig
     from prefdata.curate.split import train_test
     from prefdata.io import write_table
 
-    config = make_config(SplitConfig, test_size=test_size, stratify=stratify, group=group, seed=seed)
+    config = configs.make(SplitConfig)
+    group = config.group
     result = read_pairs(source, format, on_error)
     parts = train_test(result.frame, config)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from prefdata import strict_json
-from prefdata.commands.curate import AS_JSON, DROPPED, FORMAT, ON_ERROR, make_config, read_pairs, write_kept
+from prefdata.commands.curate import AS_JSON, DROPPED, FORMAT, ON_ERROR, read_pairs, write_kept
+from prefdata.commands.options import make_config
 
 
 def export(

@@ -48,7 +48,7 @@ class NearDedupeConfig(Step):
     rows: int | None = Field(None, ge=1, description="Signature rows per band.")
     verify: Literal["exact", "signature", "none"] = Field(
         "exact", description="Check LSH candidates by exact Jaccard, by signature estimate, or not at all.")
-    keep: Literal["first", "highest_margin"] = "first"
+    keep: Literal["first", "highest_margin"] = Field("first", description="Which duplicate survives.")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> "NearDedupeConfig":
@@ -73,7 +73,7 @@ class SemanticDedupeConfig(Step):
     max_length: int = Field(256, ge=8, le=8192, description="Tokens per text; longer texts are cut.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on a CPU with native bfloat16 (AVX512-BF16, AMX), else float32.")
-    keep: Literal["first", "highest_margin"] = "first"
+    keep: Literal["first", "highest_margin"] = Field("first", description="Which duplicate survives.")
 
 
 class FilterConfig(Step):
@@ -115,7 +115,8 @@ class DecontaminateConfig(Step):
     field: str | None = Field(None, description="Column holding the eval text (default: every text column).")
     split: str | None = Field(None, description="Split of a Hub dataset.")
     ngram: int = Field(13, ge=1, description="n-gram length (13 words, as GPT-3's decontamination).")
-    unit: Literal["words", "chars", "auto"] = "auto"
+    unit: Literal["words", "chars", "auto"] = Field(
+        "auto", description="n-gram unit; auto: characters for scripts written without spaces (CJK, Thai), else words.")
     min_overlap: int = Field(1, ge=1, description="Shared n-grams that make a prompt contaminated.")
     action: Literal["drop", "flag"] = Field("drop", description="flag: keep rows, add a `contaminated` column.")
 
@@ -125,8 +126,8 @@ class BalanceConfig(Step):
     run: ClassVar[str] = "length_bias:balance"
     target: float = Field(0.5, ge=0, le=1, description="Wanted share of pairs whose chosen answer is longer.")
     tolerance: float = Field(0.05, ge=0, le=0.5, description="Accepted distance from the target.")
-    unit: Literal["chars", "words", "tokens"] = "chars"
-    tokenizer: str | None = None
+    unit: Literal["chars", "words", "tokens"] = Field("chars", description="Length unit.")
+    tokenizer: str | None = Field(None, description="Tokenizer for unit 'tokens' (default: the embedded model's).")
     seed: int = Field(0, description="Which pairs go: a hash of pair_id and this seed, not row order.")
 
 
@@ -135,7 +136,7 @@ class SplitConfig(Step):
     run: ClassVar[str] = "split:split"
     test_size: float = Field(0.1, gt=0, lt=1, description="Share of prompts in the test split.")
     stratify: str | None = Field(None, description="Column to stratify by (its value for each prompt group).")
-    seed: int = 0
+    seed: int = Field(0, description="Changes which prompts go to test.")
     group: str = Field("prompt_id", description="Rows sharing this column's value land in the same split.")
 
 
