@@ -9,7 +9,9 @@ from typing import Any, Optional
 import typer
 
 from prefdata import strict_json
+from prefdata.align.config import TrainConfig
 from prefdata.cli_run import run, version_callback
+from prefdata.commands.options import Configs, Group, with_options
 from prefdata.errors import PrefdataError
 
 app = typer.Typer(help="Train DPO / KTO / ORPO / SimPO / IPO on validated prefdata datasets (TRL).",
@@ -52,36 +54,22 @@ def hardware(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     typer.echo(f"torch {found['torch'] or 'not installed'}; GPUs: {gpus}; CPU cores: {found['cpu_cores']}")
 
 
+TRAIN_OPTIONS = Group(TrainConfig, overrides=True, names={"merge": "--merge/--adapter"},
+                      aliases={"learning_rate": ("--lr",)})  # every field a command line can spell
+
+
 @app.command()
+@with_options(TRAIN_OPTIONS)
 def train(
     config_file: Optional[Path] = typer.Argument(None, help="YAML run config (command-line options override it)."),
-    method: Optional[str] = typer.Option(None, "--method", help="dpo, kto, orpo, simpo, ipo or reward."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="qlora, lora, full or cpu."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model folder or Hub id (SFT, with a chat template)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Validated dataset folder or file, or Hub dataset id."),
-    output: Optional[str] = typer.Option(None, "--output", help="Run folder."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimiser steps."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + completion tokens."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the method's)."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="DPO/IPO/KTO/SimPO beta, ORPO lambda."),
-    eval_fraction: Optional[float] = typer.Option(None, "--eval-fraction", help="Share of prompts held out."),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Held-out evaluation every N steps."),
-    merge: Optional[bool] = typer.Option(None, "--merge/--adapter", help="Save the LoRA adapter merged or alone."),
-    early_stop: Optional[bool] = typer.Option(None, "--early-stop", help="Stop on a severe red flag."),
-    skip_validation: Optional[bool] = typer.Option(None, "--skip-validation",
-                                                   help="Train on data without a passing stamp (said in the card)."),
-    launch: Optional[str] = typer.Option(None, "--launch", help="Multi-GPU: zero2, zero3 or fsdp (accelerate)."),
-    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for --launch."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and check the profile; print it."),
+    configs: Configs = None,
 ) -> None:
-    """Train a preference method on validated data (refuses unstamped or stale data)."""
+    """Train a preference method on validated data (refuses unstamped or stale data). Each option overrides the
+    config file's field of the same name; fields a command line cannot spell (trl, target_modules) are set there."""
     from prefdata.align.config import load_config
 
-    overrides = dict(method=method, profile=profile, model=model, data=data, output=output, max_steps=max_steps,
-                     max_length=max_length, batch_size=batch_size, learning_rate=learning_rate, beta=beta,
-                     eval_fraction=eval_fraction, eval_steps=eval_steps, merge=merge, early_stop=early_stop,
-                     skip_validation=skip_validation, launch=launch, num_processes=num_processes)
+    overrides = configs.given(TrainConfig)
     try:
         config = load_config(config_file, overrides)
         if config.launch:

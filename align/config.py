@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of prompts held out when the data has no "
                                                               "test split (by prompt, so no prompt leaks).")
     max_steps: int = Field(-1, description="Stop after this many optimiser steps (-1: epochs decide).")
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="Passes over the training pairs (when max_steps is -1).")
     batch_size: int = Field(2, ge=1, description="Per-device batch size (pairs, or completions for KTO).")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     learning_rate: float | None = Field(None, gt=0, description="Default: the method's, x10 for LoRA profiles.")
@@ -46,20 +46,20 @@ class TrainConfig(BaseModel):
     desirable_weight: float | None = Field(None, gt=0, description="KTO weight of desirable completions.")
     undesirable_weight: float | None = Field(None, gt=0, description="KTO weight of undesirable completions.")
     lora_r: int | None = Field(None, ge=1, description="LoRA rank (profiles lora, qlora, cpu).")
-    lora_alpha: int | None = Field(None, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_alpha: int | None = Field(None, ge=1, description="LoRA scaling alpha (default: the profile's).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA layers.")
     target_modules: str | list[str] = Field("all-linear", description="LoRA target modules.")
     merge: bool = Field(False, description="Save the LoRA adapter merged into the base model.")
     chat_template: str | None = Field(None, description="Jinja file used when the tokenizer has no chat template.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate on the held-out split every N steps "
                                                            "(default: about 5 times per run).")
-    logging_steps: int = Field(1, ge=1)
+    logging_steps: int = Field(1, ge=1, description="Log the training figures every N steps.")
     early_stop: bool = Field(False, description="Stop when a severe red flag fires (overfitting, collapse).")
     skip_validation: bool = Field(False, description="Train on data without a passing stamp (said in the card).")
     eval_on_start: bool = Field(True, description="Evaluate the held-out pairs before the first step too (the "
                                                   "curves' step 0, where the policy is still the reference).")
     final_eval: bool = Field(True, description="Reward accuracy and margins vs the reference after training.")
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the shuffling, the held-out prompts' draw and the LoRA init.")
     launch: Launch | None = Field(None, description="Multi-GPU: accelerate launch with DeepSpeed ZeRO-2/3 or FSDP.")
     num_processes: int | None = Field(None, ge=1, description="Processes for --launch (default: GPUs here).")
     trl: dict[str, Any] = Field(default_factory=dict, description="Extra TRL config fields, passed as they are.")
