@@ -1,7 +1,7 @@
 """`prefdata build --dry-run`: requests, tokens and cost of a build, before anything is spent.
 
-The dry run replays the build's own simulate (multi-turn), generate and judge stages against the request
-cache, read-only, with backends that never answer: every request whose inputs are known is built exactly as
+The dry run walks the build's own stage list (`prefdata.flow.stages`) from the sources to the judge, against
+the request cache, read-only, with backends that never answer: every request whose inputs are known is built exactly as
 the build builds it and looked up (gold items, and re-asks of cached unreadable verdicts, included); one the
 cache does not hold is counted as to send. Judging a prompt whose answers are not all cached cannot be built
 (the answers do not exist yet), so it is estimated from the number of comparisons, assuming no identical
@@ -118,13 +118,20 @@ class _DryContext(Context):
 @dataclass
 class _Replayed:
     tally: _Tally
-    prompts: pl.DataFrame  # the prompts the generate stage got (multi-turn: the conversations the cache completed)
-    waiting: list[str]  # prompts whose answers are not all cached: their judging could not be built
-    unfinished: list[dict]  # multi-turn: conversations the cache could not complete (prompt so far, turn, step)
+    read: int = 0  # prompts the sources gave
+    prompts: pl.DataFrame | None = None  # the prompts the generate stage got (multi-turn: the conversations the
+    # cache completed)
+    waiting: list[str] = field(default_factory=list)  # prompts whose answers are not all cached: their judging
+    # could not be built
+    unfinished: list[dict] = field(default_factory=list)  # multi-turn: conversations the cache could not complete
+    # (prompt so far, turn, step)
 
 
-def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
-    """Run simulate, generate and judge on cached answers only."""
+PAID = ("sources", "simulate", "generate", "judge")  # the stages up to the last one that sends requests
+
+
+def _replay(spec: Spec, cache: Path) -> _Replayed:
+    """Run the build's own stages up to judge on cached answers only."""
     from prefdata.generate import generators
 
     tally = _Tally()
@@ -141,29 +148,41 @@ def _replay(spec: Spec, prompts: pl.DataFrame, cache: Path) -> _Replayed:
             real = make_reward_backend(judge_spec.backend)  # hashes the weights; loads nothing
             dry.name, dry.model = real.name, real.model
     try:
-        return _replay_stages(spec, prompts, ctx, tally)
+        return _replay_stages(spec, ctx, tally)
     finally:
         ctx.cache.close()
 
 
-def _replay_stages(spec: Spec, prompts: pl.DataFrame, ctx: Context, tally: _Tally) -> _Replayed:
-    from prefdata.generate import generate
-    from prefdata.judge.stage import judge
-    from prefdata.sources import spec_gold
+def _replay_stages(spec: Spec, ctx: Context, tally: _Tally) -> _Replayed:
+    """The build's stage list (`prefdata.flow.stages`), each stage's own `run` up to judge; nothing is saved and
+    no stage's `after` runs (every request the cache lacks "failed" here). Between stages the flow keeps what the
+    cache could answer: conversations it completed, and the candidates of prompts whose answers are all cached."""
+    from prefdata.flow import stages
+    from prefdata.stage import Flow
 
-    unfinished = []
-    if spec.generate.turns > 1:
-        from prefdata.conversation import simulate
+    flow, replayed = Flow(), _Replayed(tally)
+    for stage in stages(spec, ctx, spec.resolve(spec.output.dir), validate=_never):
+        if (stage.group or stage.name) not in PAID:
+            break
+        output = stage.run(flow)
+        kept = output.kept
+        if stage.name == "sources":
+            replayed.read = kept.height
+        elif stage.name == "simulate":
+            stuck = output.dropped.filter(pl.col("detail").str.contains(NOT_CACHED, literal=True))
+            replayed.unfinished = [json.loads(record) for record in stuck["record"]]
+        elif stage.name == "generate":
+            waiting = output.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
+            replayed.waiting = waiting.to_list()
+            kept = kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
+        flow.tables[stage.output] = kept
+        flow.tables.update(output.tables)
+    replayed.prompts = flow.tables["prompts"]
+    return replayed
 
-        simulated, _ = simulate(prompts, spec.generate, ctx)
-        stuck = simulated.dropped.filter(pl.col("detail").str.contains(NOT_CACHED, literal=True))
-        unfinished = [json.loads(record) for record in stuck["record"]]
-        prompts = simulated.kept
-    generated = generate(prompts, spec.generate, ctx)
-    waiting = generated.dropped.filter(pl.col("detail").str.starts_with(NOT_CACHED))["prompt_id"].unique()
-    ready = generated.kept.filter(~pl.col("prompt_id").is_in(waiting.implode()))
-    judge(ready, spec.judges, ctx, prompts=prompts, gold=spec_gold(spec))
-    return _Replayed(tally, prompts, waiting.to_list(), unfinished)
+
+def _never(flow) -> None:
+    raise AssertionError("a dry run stops before validation")
 
 
 def _conversation_estimate(spec: Spec, unfinished: dict) -> dict:
@@ -230,20 +249,15 @@ def _simulate_lines(spec: Spec, meter: Meter, tally: _Tally, rest: list[dict]) -
 
 def estimate(spec: Spec) -> dict:
     """What a build of `spec` would send: per stage and judge, requests, cache hits, tokens and USD."""
-    from prefdata.sources import spec_prompts
     from prefdata.generate import generators, requests_for
-    from prefdata.preflight import check_request_count, check_spec
-    from prefdata.sources import spec_gold
+    from prefdata.preflight import check_spec
 
     cache = check_spec(spec)  # what the build would refuse, the dry run refuses too
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
     if spec.generate is None:  # curation only: no model is asked anything
         return {"prompts": 0, "lines": [], "requests": 0, "cached": 0, "estimated": 0, "tokens_in": 0,
                 "tokens_out_max": 0, "usd_max": 0.0, "price_unknown": [], "max_cost": spec.max_cost}
-    prompts = spec_prompts(spec).kept
-    check_request_count(spec, prompts.height)
-    spec_gold(spec)
-    replayed = _replay(spec, prompts, cache)
+    replayed = _replay(spec, cache)
     tally = replayed.tally
     rest = [_conversation_estimate(spec, stuck) for stuck in replayed.unfinished]
     lines = _simulate_lines(spec, meter, tally, rest) if spec.generate.turns > 1 else []
@@ -266,7 +280,7 @@ def estimate(spec: Spec) -> dict:
                            tally.tokens_out[label] + guess_out))
     known = [line["usd_max"] for line in lines if line["usd_max"] is not None]
     total = lambda key: sum(line[key] for line in lines)  # noqa: E731
-    return {"prompts": prompts.height, "lines": lines, "requests": total("to_send"), "cached": total("cached"),
+    return {"prompts": replayed.read, "lines": lines, "requests": total("to_send"), "cached": total("cached"),
             "estimated": total("estimated"), "tokens_in": total("tokens_in"),
             "tokens_out_max": total("tokens_out_max"), "usd_max": round(sum(known), 6),
             "price_unknown": sorted({line["model"] for line in lines if line["usd_max"] is None}),

@@ -72,3 +72,34 @@ def test_dry_run_counts_cached_prompts_exactly_and_estimates_the_rest(tmp_path):
     assert lines["first"]["cached"] == 8 + 4 and lines["first"]["estimated"] == 6 and lines["first"]["to_send"] == 6
     text = run_cli("build", spec, "--dry-run").stdout
     assert "to send: 18 requests" in text and "12 estimated" in text
+
+
+def test_dry_run_walks_the_builds_stage_list(tmp_path, monkeypatch):
+    """The dry run runs the stages `prefdata.flow.stages` gives, in order, up to the judge: a stage added to that
+    list (here one that keeps the first prompt) changes what the dry run counts, with no change to the dry run."""
+    import dataclasses
+
+    from prefdata import dryrun, flow
+    from prefdata.schema import DROPPED, empty
+    from prefdata.spec import load_spec
+    from prefdata.stage import Output, Stage
+
+    real, ran = flow.stages, []
+
+    def spied(*args, **kwargs):
+        found = real(*args, **kwargs)
+        first = Stage("simulate", ("prompts",), "prompts",
+                      lambda flow_: Output(flow_.tables["prompts"].head(1), empty(DROPPED)))
+        found = found[:1] + [first] + found[1:]
+
+        def recorded(stage):
+            return dataclasses.replace(stage, run=lambda flow_: (ran.append(stage.name), stage.run(flow_))[1])
+        return [recorded(stage) for stage in found]
+
+    monkeypatch.setattr(flow, "stages", spied)
+    with FakeLLM() as fake:
+        found = dryrun.estimate(load_spec(_spec(tmp_path, fake.url, limit=3)))
+        assert sum(fake.answered.values()) == 0  # a dry run sends nothing
+    assert ran == ["sources", "simulate", "generate", "judge"]  # no pair, curation or validation
+    lines = {line["name"]: line for line in found["lines"]}
+    assert found["prompts"] == 3 and lines["generate"]["requests"] == 1 * 2  # one prompt left, n = 2
