@@ -109,6 +109,8 @@ def _f(value: Any, digits: int = 4) -> str:
 
 
 def _print_summary(summary: dict[str, Any], output: str) -> None:
+    if "rank" in summary:  # another process of a multi-process run: the first one reports
+        return
     held = summary.get("held_out") or {}
     typer.echo(f"{summary['method']} / {summary['profile']}: {summary['steps']} steps, train loss "
                f"{_f(summary['train_loss'])}; saved {summary['saved']} to {output}/model")

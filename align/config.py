@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefdata.align.methods import METHODS, method_defaults
 from prefdata.errors import PrefdataError
@@ -61,8 +61,25 @@ class TrainConfig(BaseModel):
     final_eval: bool = Field(True, description="Reward accuracy and margins vs the reference after training.")
     seed: int = Field(42, description="Seed of the shuffling, the held-out prompts' draw and the LoRA init.")
     launch: Launch | None = Field(None, description="Multi-GPU: accelerate launch with DeepSpeed ZeRO-2/3 or FSDP.")
-    num_processes: int | None = Field(None, ge=1, description="Processes for --launch (default: GPUs here).")
+    num_processes: int | None = Field(None, ge=1, description="Processes for --launch on all machines together "
+                                      "(default: this machine's GPUs x num_machines).")
+    num_machines: int = Field(1, ge=1, le=4096, description="Machines of a --launch run; start the same command on "
+                                                           "each with its own --machine-rank.")
+    machine_rank: int = Field(0, ge=0, description="This machine's rank in a --launch run over several (0: the one "
+                                                   "at main_process_ip).")
+    main_process_ip: str | None = Field(None, description="Address of the rank-0 machine (num_machines > 1).")
+    main_process_port: int = Field(29500, ge=1, le=65535, description="Port of the rank-0 machine.")
     trl: dict[str, Any] = Field(default_factory=dict, description="Extra TRL config fields, passed as they are.")
+
+    @model_validator(mode="after")
+    def _machines(self) -> "TrainConfig":
+        if self.num_machines > 1 and not self.launch:
+            raise ValueError("num_machines > 1 needs launch (zero2, zero3 or fsdp)")
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise ValueError("num_machines > 1 needs main_process_ip, the rank-0 machine's address")
+        if self.machine_rank >= self.num_machines:
+            raise ValueError(f"machine_rank {self.machine_rank} is not below num_machines {self.num_machines}")
+        return self
 
     def resolved(self) -> "TrainConfig":
         from prefdata.align.profiles import profile_defaults

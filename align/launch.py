@@ -45,10 +45,15 @@ def load_launch_config(name: str) -> dict[str, Any]:
 
 
 def command(config: Any, config_file: Path, processes: int) -> list[str]:
-    """`accelerate launch --config_file ... -m align.cli train RUN_CONFIG` (without --launch: one run per process)."""
+    """`accelerate launch --config_file ... -m align.cli train RUN_CONFIG` (without --launch: one run per process).
+    Over several machines, each runs this with its own machine rank; `processes` counts all of them."""
     load_launch_config(config.launch)
+    machines = []
+    if config.num_machines > 1:
+        machines = ["--num_machines", str(config.num_machines), "--machine_rank", str(config.machine_rank),
+                    "--main_process_ip", config.main_process_ip, "--main_process_port", str(config.main_process_port)]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_path(config.launch)),
-            "--num_processes", str(processes), "-m", "prefdata.align.cli", "train", str(config_file)]
+            "--num_processes", str(processes), *machines, "-m", "prefdata.align.cli", "train", str(config_file)]
 
 
 def launch(config: Any, gpus: int, dry_run: bool = False) -> list[str]:
@@ -56,9 +61,10 @@ def launch(config: Any, gpus: int, dry_run: bool = False) -> list[str]:
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     run_file = output / "launch_config.yaml"
-    body = config.model_dump(exclude={"launch", "num_processes"})
+    body = config.model_dump(exclude={"launch", "num_processes", "num_machines", "machine_rank", "main_process_ip",
+                                      "main_process_port"})
     run_file.write_text(yaml.safe_dump(json.loads(json.dumps(body)), sort_keys=False), encoding="utf-8")
-    cmd = command(config, run_file, config.num_processes or gpus)
+    cmd = command(config, run_file, config.num_processes or gpus * config.num_machines)
     if not dry_run:
         code = subprocess.call(cmd)
         if code:

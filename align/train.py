@@ -19,11 +19,25 @@ from prefdata.errors import PrefdataError
 log = logging.getLogger("align")
 
 
+def world() -> tuple[int, int]:
+    """(this process's rank, the number of processes): torchrun and accelerate launch set RANK and WORLD_SIZE."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+
+
+def batch_figures(config: Any) -> dict[str, int]:
+    """Pairs per optimiser step: every process takes its own batch, and the gradients of all are averaged."""
+    processes = world()[1]
+    return {"per_device": config.batch_size, "accumulation": config.grad_accum, "processes": processes,
+            "pairs_per_step": config.batch_size * config.grad_accum * processes}
+
+
 def _eval_steps(config: Any, train_rows: int) -> int:
     if config.eval_steps:
         return config.eval_steps
     steps = config.max_steps if config.max_steps > 0 else math.ceil(
-        train_rows / (config.batch_size * config.grad_accum) * config.epochs)
+        train_rows / batch_figures(config)["pairs_per_step"] * config.epochs)
     return max(1, steps // 5)
 
 
@@ -80,18 +94,20 @@ def build_trainer(config: Any, hardware: dict[str, Any], output: Path, train_ds:
     return load(method.trainer)(**kwargs)
 
 
-def save_model(trainer: Any, config: Any, tok: Any, target: Path) -> str:
-    """The adapter (LoRA profiles) or the whole model; `merge` folds the adapter into the base weights."""
+def save_model(trainer: Any, config: Any, tok: Any, target: Path, main: bool = True) -> str:
+    """The adapter (LoRA profiles) or the whole model; `merge` folds the adapter into the base weights.
+    Every process calls it (the trainer gathers sharded weights); only the first one writes."""
     model = trainer.model
     # a reward model is always saved whole, so that its folder is a reward_model judge's `model:` as it is
     if (config.merge or config.method == "reward") and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-        model.save_pretrained(str(target))
+        if main:
+            model.merge_and_unload().save_pretrained(str(target))
         kind = "merged"
     else:
         trainer.save_model(str(target))
         kind = "adapter" if hasattr(model, "peft_config") else "full"
-    tok.save_pretrained(str(target))
+    if main:
+        tok.save_pretrained(str(target))
     return kind
 
 
@@ -136,31 +152,32 @@ def train(config: Any) -> dict[str, Any]:
 
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "align_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
     metrics_path = output / metrics.METRICS
-    metrics_path.unlink(missing_ok=True)
+    main = world()[0] == 0  # with several processes, the first one writes the run's files
+    if main:
+        (output / "align_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        metrics_path.unlink(missing_ok=True)
     flags = RedFlags()
     trainer = build_trainer(config, hardware, output, train_ds, eval_ds, tok,
                             [metrics.callback(metrics_path), callback(flags, config.early_stop)])
     result = trainer.train()
-    model_kind = save_model(trainer, config, tok, output / "model")
-
-    final: dict[str, Any] = {}
-    if config.final_eval and data.kind == "pairwise" and data.held_out.height and config.method == "reward":
-        from prefdata.align.evaluate import reward_model_accuracy
-
-        final = reward_model_accuracy(output / "model", data.held_out, config.max_length, config.batch_size,
-                                      device="cpu" if config.profile == "cpu" else "auto")
-        metrics.append(metrics_path, {"step": trainer.state.global_step, "final": True, **final})
-    elif config.final_eval and data.kind == "pairwise" and data.held_out.height:
-        final = final_eval(trainer.model, config, tok, data.held_out)
+    model_kind = save_model(trainer, config, tok, output / "model", main)
+    # every process takes part in the closing evaluation (its trainer shards the pairs and waits for the others)
+    final = closing_eval(trainer, config, tok, data, output)
+    if not main:  # the first process writes the figures and reports
+        return {"rank": world()[0], "steps": trainer.state.global_step, "red_flags": flags.flags,
+                "batch": batch_figures(config)}
+    if final:
         metrics.append(metrics_path, {"step": trainer.state.global_step, "final": True, **final})
     plots = metrics.plot(metrics_path, output / "plots")
     summary = {
         "method": config.method, "profile": config.profile, "model": config.model, "data": data.source,
         "fingerprint": data.fingerprint, "stamp_state": data.stamp_state, "stamp_message": data.stamp_message,
         "train_rows": data.train.height, "held_out_rows": data.held_out.height, "train_examples": len(train_ds),
-        "steps": trainer.state.global_step, "train_loss": result.training_loss, "saved": model_kind,
+        "steps": trainer.state.global_step, "train_loss": result.training_loss,
+        "batch": {**batch_figures(config), "pairs_per_log": flags.pairs_per_log},  # the red flags' count, as the
+        # trainer's own arguments give it
+        "saved": model_kind,
         "held_out": final, "history": held_out_history(metrics_path), "red_flags": flags.flags,
         "warnings": warnings, "tokenizer": tok_notes, "truncation": trunc,
         "plots": [str(p.relative_to(output)) for p in plots], "hardware": hardware,
@@ -177,6 +194,19 @@ def _write_dropped(dropped: Any, output: Path) -> dict[str, int]:
         return {}
     dropped.write_parquet(output / "dropped.parquet")
     return dict(dropped.group_by("reason").len().sort("reason").iter_rows())
+
+
+def closing_eval(trainer: Any, config: Any, tok: Any, data: Any, output: Path) -> dict[str, Any]:
+    """Held-out figures after training: a reward model's accuracy, or a policy's reward accuracy and margins
+    against the base model; {} without held-out pairs or with `final_eval: false`."""
+    if not (config.final_eval and data.kind == "pairwise" and data.held_out.height):
+        return {}
+    if config.method == "reward":
+        from prefdata.align.evaluate import reward_model_accuracy
+
+        return reward_model_accuracy(output / "model", data.held_out, config.max_length, config.batch_size,
+                                     device="cpu" if config.profile == "cpu" else "auto")
+    return final_eval(trainer.model, config, tok, data.held_out)
 
 
 def final_eval(model: Any, config: Any, tok: Any, held_out: Any) -> dict[str, float]:
