@@ -94,7 +94,7 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
                             "sources, curate or validate")
     cache = RequestCache(cache_file)
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
-    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter)
+    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter, run_folder=runner.folder)
     flow, written, previous = Flow(), {}, 0
     try:
         for stage in stages(spec, ctx, out, lambda flow: _write_and_validate(spec, out, flow, written)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 from prefdata.backends.base import Backend
@@ -18,6 +19,7 @@ class Context:
     quiet: bool = False
     backends: dict[str, Backend] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)  # tokens and cost per model; `max_cost` stops new requests
+    run_folder: Path | None = None  # a build's `<out>/.run`: where Batch API backends keep their batch ids
 
     def backend(self, spec, reward: bool = False) -> Backend:
         """The backend a `BackendSpec` names, made once per run (a local model loads once); `reward`: the
@@ -27,7 +29,11 @@ class Context:
             from prefdata.backends import make_backend, make_reward_backend
 
             self.backends[key] = (make_reward_backend if reward else make_backend)(spec)
-            self.backends[key].meter = self.meter  # run_requests meters every answer of this backend
+            made = self.backends[key]
+            made.meter = self.meter  # run_requests meters every answer of this backend
+            if hasattr(made, "run_folder"):  # a Batch API backend: where its batch ids outlive a killed run
+                made.run_folder = self.run_folder or (self.cache.path.parent if self.cache is not None else None)
+                made.quiet = self.quiet
         return self.backends[key]
 
     @contextmanager

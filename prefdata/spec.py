@@ -29,6 +29,9 @@ from prefdata.thresholds import Thresholds
 MAX_REQUESTS = 1_000_000  # per build, unless the spec's max_requests says otherwise
 MAX_TEMPERATURE = 2.0  # OpenAI's upper bound; past it sampling is noise on every backend
 MAX_TOKENS = 131_072
+MAX_BATCH = 4096  # requests per `generate` call
+MAX_BATCH_API = 50_000  # OpenAI's most requests in one batch (Anthropic takes 100,000)
+BATCH_API_SIZE = 10_000  # a Batch API backend's default batch_size: each provider batch is waited for in turn
 
 
 class Strict(BaseModel):
@@ -42,8 +45,9 @@ class BackendSpec(Strict):
                                 "openai: OpenAI or any OpenAI-compatible server (base_url). anthropic: the "
                                 "Messages API. vllm: offline vllm.LLM on GPUs.")
     model: str | None = Field(None, description="Model id or folder (all kinds but embedded).")
-    batch_size: int = Field(8, ge=1, le=4096, description="Requests per batch; each batch is cached before the "
-                                                       "next.")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH_API, description="Requests per batch; each batch is cached "
+                            f"before the next (up to 4096; up to {MAX_BATCH_API:,} with batch: true, default "
+                            f"{BATCH_API_SIZE:,} there).")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ... (transformers, embedded)")
     base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8000/v1 (openai, anthropic).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key (default "
@@ -62,6 +66,12 @@ class BackendSpec(Strict):
                                                                 "included).")
     schema_retries: int = Field(2, ge=0, le=5, description="Re-asks when an answer does not match its JSON schema.")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for vllm.LLM (vllm).")
+    batch: bool = Field(False, description="openai, anthropic: send each batch through the provider's Batch API "
+                                           "(OpenAI Batch, Anthropic Message Batches): half price, up to a day's "
+                                           "turnaround. A killed build resumes polling the batches it submitted.")
+    poll_s: float = Field(30, ge=0.01, le=3600, description="batch: seconds between looks at a submitted batch.")
+    batch_timeout_s: float = Field(86400 + 3600, ge=0.1, le=7 * 86400, description="batch: give up waiting for "
+                                   "one batch after this many seconds (its requests fail; a re-run polls it again).")
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +95,24 @@ class BackendSpec(Strict):
     def _model_for_transformers(self) -> "BackendSpec":
         if self.kind != "embedded" and not self.model:
             raise ValueError(f"kind {self.kind!r} needs 'model'")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_api(self) -> "BackendSpec":
+        """Batch API options mean nothing elsewhere; unset, a batch backend sends large batches (one provider batch
+        per `generate` call, each waited for in turn)."""
+        if not self.batch:
+            given = sorted(self.model_fields_set & {"poll_s", "batch_timeout_s"})
+            if given:
+                raise ValueError(f"{given[0]}: only a Batch API backend takes it (set batch: true)")
+            if self.batch_size > MAX_BATCH:
+                raise ValueError(f"batch_size: at most {MAX_BATCH} (up to {MAX_BATCH_API:,} with batch: true)")
+            return self
+        if not KINDS[self.kind].batch:
+            with_batch = " or ".join(name for name, kind in KINDS.items() if kind.batch)
+            raise ValueError(f"batch: true: only {with_batch} have a Batch API, not {self.kind!r}")
+        if "batch_size" not in self.model_fields_set:
+            self.batch_size = BATCH_API_SIZE
         return self
 
 

@@ -27,7 +27,10 @@ def make_backend(spec: "BackendSpec") -> Backend:
     request, not here."""
     from prefdata.backends.registry import KINDS, make
 
-    return make(KINDS[spec.kind].backend, KINDS[spec.kind].factory, spec)
+    kind = KINDS[spec.kind]
+    if getattr(spec, "batch", False):
+        return make(kind.batch, None, spec)
+    return make(kind.backend, kind.factory, spec)
 
 
 def make_reward_backend(spec: "BackendSpec") -> Backend:

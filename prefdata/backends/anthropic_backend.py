@@ -59,15 +59,19 @@ class AnthropicBackend(HTTPBackend):
         return "temperature" in inspect.signature(AsyncMessages.create).parameters
 
     async def _attempt(self, request: ChatRequest, native: bool) -> ChatResponse:
-        reply = await self._client().messages.create(**self.body(request, native))
-        blocks = getattr(reply, "content", None)
-        if blocks is None:
-            raise Failure("bad_response", "no content in the answer")
-        tool = [b for b in blocks if getattr(b, "type", None) == "tool_use"]
-        if tool:
-            text = json.dumps(tool[0].input, ensure_ascii=False)
-        else:
-            text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", None) == "text")
-        usage = reply.usage
-        return ChatResponse(text, FINISH.get(reply.stop_reason or "end_turn", reply.stop_reason),
-                            int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0))
+        return read_reply(await self._client().messages.create(**self.body(request, native)))
+
+
+def read_reply(reply: Any) -> ChatResponse:
+    """A Messages API reply (the SDK's `Message`) as a response; raises `Failure("bad_response")` without content."""
+    blocks = getattr(reply, "content", None)
+    if blocks is None:
+        raise Failure("bad_response", "no content in the answer")
+    tool = [b for b in blocks if getattr(b, "type", None) == "tool_use"]
+    if tool:
+        text = json.dumps(tool[0].input, ensure_ascii=False)
+    else:
+        text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", None) == "text")
+    usage = reply.usage
+    return ChatResponse(text, FINISH.get(reply.stop_reason or "end_turn", reply.stop_reason),
+                        int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0))

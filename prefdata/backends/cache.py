@@ -159,7 +159,7 @@ def run_requests(
                 cache.put_many(backend.name, backend.model, [(keys[i], answer)])
             cache.misses += 1
         if meter is not None and answer.reason != "max_cost_reached":
-            meter.record(backend.name, backend.model, answer, cached=False)
+            meter.record(backend.name, backend.model, answer, cached=False, factor=_factor(backend))
         found[keys[i]] = answer
         if on_progress:
             on_progress(1)
@@ -171,6 +171,11 @@ def run_requests(
     else:
         _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress)
     return [found[key] for key in keys]
+
+
+def _factor(backend) -> float:
+    """The share of the listed price this backend's answers cost (a Batch API's discount)."""
+    return getattr(backend, "price_factor", 1.0)
 
 
 def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress) -> None:
@@ -188,10 +193,12 @@ def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress
             answers = backend.generate([requests[i] for i in batch])
             if meter is not None:
                 for answer in answers:
-                    meter.record(backend.name, backend.model, answer, cached=False)
+                    meter.record(backend.name, backend.model, answer, cached=False, factor=_factor(backend))
         if cache is not None:
             cache.put_many(backend.name, backend.model, [(keys[i], a) for i, a in zip(batch, answers)])
             cache.misses += len(batch)
+        if hasattr(backend, "committed"):  # a Batch API backend forgets the batches whose answers are now kept
+            backend.committed()
         found.update({keys[i]: a for i, a in zip(batch, answers)})
         if on_progress:
             on_progress(len(batch))

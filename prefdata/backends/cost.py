@@ -2,7 +2,8 @@
 
 Prices are US dollars per million tokens. The defaults below are the providers' list prices as
 published when this was written; prices change, so a spec's `prices:` overrides them per model.
-Local backends (embedded, transformers, vllm) cost nothing. A model with no known price is metered
+Local backends (embedded, transformers, vllm) cost nothing; a Batch API backend's answers cost its
+`price_factor` (half) of the listed price. A model with no known price is metered
 in tokens and reported as `price_known: false`; it never counts towards `max_cost`.
 """
 
@@ -78,7 +79,8 @@ class Meter:
             return Price(0.0, 0.0)
         return self.prices.get(model)
 
-    def record(self, backend: str, model: str, answer: ChatResponse, *, cached: bool) -> None:
+    def record(self, backend: str, model: str, answer: ChatResponse, *, cached: bool, factor: float = 1.0) -> None:
+        """Count one answer; `factor` scales its price (0.5: a Batch API backend's discount)."""
         used = self.usage.setdefault(model, Usage())
         if cached:
             used.cached += 1
@@ -94,7 +96,7 @@ class Meter:
         if price is None:
             used.price_known = False
         else:
-            used.usd += price.of(answer.tokens_in, answer.tokens_out)
+            used.usd += price.of(answer.tokens_in, answer.tokens_out) * factor
 
     def tokens(self) -> dict[str, dict[str, int]]:
         """Tokens of every answer the run used, paid or cached, per model (the card's token line)."""

@@ -20,6 +20,7 @@ class Kind:
     reward: str | None = None  # "module:Class" of its reward-model backend (a `reward_model` judge)
     cache_name: str | None = None  # its name in cache keys, when another kind's class serves it
     factory: str | None = None  # "module:function" making it, where that is not `Class.from_spec`
+    batch: str | None = None  # "module:Class" of its Batch API backend (`batch: true` in a spec)
 
 
 KINDS = {
@@ -27,8 +28,10 @@ KINDS = {
                      cache_name="transformers", factory="embedded:from_spec"),  # the embedded model's folder
     "transformers": Kind("transformers_backend:TransformersBackend", local=True, structured="grammar",
                          reward="reward_transformers:TransformersRewardBackend"),
-    "openai": Kind("openai_backend:OpenAIBackend", local=False, structured="native"),
-    "anthropic": Kind("anthropic_backend:AnthropicBackend", local=False, structured="native"),
+    "openai": Kind("openai_backend:OpenAIBackend", local=False, structured="native",
+                   batch="batch:OpenAIBatchBackend"),
+    "anthropic": Kind("anthropic_backend:AnthropicBackend", local=False, structured="native",
+                      batch="batch:AnthropicBatchBackend"),
     "vllm": Kind("vllm_backend:VLLMBackend", local=True, structured="engine", reward="reward_vllm:VLLMRewardBackend"),
 }
 
