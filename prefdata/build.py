@@ -94,7 +94,9 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
                             "sources, curate or validate")
     cache = RequestCache(cache_file)
     meter = Meter(price_table({m: p.model_dump() for m, p in spec.prices.items()}), spec.max_cost)
-    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter, run_folder=runner.folder)
+    engine = _engine(spec)
+    ctx = Context(cache=cache, read_cache=use_cache, quiet=quiet, meter=meter, run_folder=runner.folder,
+                  engine=engine)
     flow, written, previous = Flow(), {}, 0
     try:
         for stage in stages(spec, ctx, out, lambda flow: _write_and_validate(spec, out, flow, written)):
@@ -107,7 +109,22 @@ def build(spec: Spec | str | Path, output: str | Path | None = None, use_cache: 
         return BuildResult(runner.folder, 0, 0, {"ran": runner.ran, "reused": runner.reused}, str(stop))
     finally:
         cache.close()
+        if engine is not None:
+            engine.shutdown()
     return _finish(spec, out, flow, ctx, runner, written)
+
+
+def _engine(spec: Spec):
+    """The Ray cluster generation and judging run on (`engine: {kind: ray}`), connected before any stage runs
+    so that an unreachable address fails at once; None for this process."""
+    if spec.engine.kind != "ray" or spec.generate is None:
+        return None
+    from prefdata.backends.ray_pool import RayEngine
+
+    engine = RayEngine(spec.engine.address, spec.engine.workers, spec.engine.cpus_per_worker,
+                       spec.engine.gpus_per_worker)
+    engine.connect()
+    return engine
 
 
 def _validate(out: Path, spec: Spec, review: dict | None):

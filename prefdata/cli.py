@@ -161,12 +161,19 @@ def build(
                                         "generate, judge, pair, curate, review (a person's "
                                         "decisions from `prefdata review`)."),
     until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage (its output is saved)."),
+    ray: bool = typer.Option(False, "--ray", help="Generate and judge on Ray workers (engine: ray; a cluster "
+                             "started here unless --ray-address names one). Extra: prefdata[ray]."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="The Ray cluster (host:port or auto); "
+                                              "implies --ray."),
 ) -> None:
     """Run a build: prompts -> candidates -> judgments -> pairs -> curated, validated dataset folder.
     Finished stages are reused on a re-run; exit code 1 when validation finds an error."""
     from prefdata.spec import load_spec
 
     loaded = load_spec(spec)  # before the heavy imports: a bad spec fails at once
+    if ray or ray_address:
+        loaded.engine = loaded.engine.model_copy(update={"kind": "ray", "address": ray_address
+                                                          or loaded.engine.address})
     if dry_run:
         from prefdata.dryrun import estimate
 

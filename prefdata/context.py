@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from prefdata.backends.base import Backend
 from prefdata.backends.cache import RequestCache
@@ -20,6 +20,7 @@ class Context:
     backends: dict[str, Backend] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)  # tokens and cost per model; `max_cost` stops new requests
     run_folder: Path | None = None  # a build's `<out>/.run`: where Batch API backends keep their batch ids
+    engine: Any = None  # a RayEngine (prefdata.backends.ray_pool): backends answer through its workers
 
     def backend(self, spec, reward: bool = False) -> Backend:
         """The backend a `BackendSpec` names, made once per run (a local model loads once); `reward`: the
@@ -34,6 +35,9 @@ class Context:
             if hasattr(made, "run_folder"):  # a Batch API backend: where its batch ids outlive a killed run
                 made.run_folder = self.run_folder or (self.cache.path.parent if self.cache is not None else None)
                 made.quiet = self.quiet
+            elif self.engine is not None:  # the same name, model and batches, answered by the cluster's workers
+                made = self.backends[key] = self.engine.wrap(spec, made, reward)
+                made.meter = self.meter
         return self.backends[key]
 
     @contextmanager

@@ -102,7 +102,9 @@ class BackendSpec(Strict):
         """Batch API options mean nothing elsewhere; unset, a batch backend sends large batches (one provider batch
         per `generate` call, each waited for in turn)."""
         if not self.batch:
-            given = sorted(self.model_fields_set & {"poll_s", "batch_timeout_s"})
+            # by value, not by `model_fields_set`: a spec dumped and read back (a Ray worker's) sets every field
+            given = [name for name in ("poll_s", "batch_timeout_s")
+                     if getattr(self, name) != type(self).model_fields[name].default]
             if given:
                 raise ValueError(f"{given[0]}: only a Batch API backend takes it (set batch: true)")
             if self.batch_size > MAX_BATCH:
@@ -340,6 +342,20 @@ class PriceSpec(Strict):
     output: float = Field(ge=0, le=1e6, description="USD per 1M output tokens.")
 
 
+class EngineSpec(Strict):
+    """Where generation and judging run: this process, or the workers of a Ray cluster."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local: this process. ray: Ray workers, each "
+                                          "with its own copy of every backend (pip install 'prefdata[ray]').")
+    address: str | None = Field(None, description="ray: the cluster's address (host:port, or auto); default: a "
+                                                  "cluster started for this build on this machine.")
+    workers: int | None = Field(None, ge=1, le=4096, description="ray: workers per backend (default: as many "
+                                                                 "as the cluster's CPUs, or GPUs, hold).")
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024, description="ray: CPUs each worker reserves.")
+    gpus_per_worker: float = Field(0.0, ge=0, le=64, description="ray: GPUs each worker reserves (a vLLM "
+                                                                 "worker: its tensor-parallel size).")
+
+
 class Spec(Strict):
     name: str = Field(description="Dataset name, used in the card.")
     description: str = ""
@@ -364,6 +380,8 @@ class Spec(Strict):
                                          description="USD per 1M tokens per model; overrides the built-in table.")
     max_cost: float | None = Field(None, gt=0, le=1e9, description="Stop sending requests once this many USD are "
                                                                    "spent; everything finished so far is kept.")
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="Where generation and judging run (local "
+                               "or Ray); `prefdata build --ray` sets kind ray.")
     max_requests: int = Field(MAX_REQUESTS, ge=1, le=10**9, description="The most model requests one build may "
                               "send (generation and judging, checked once the prompts are read, before any is "
                               "sent).")

@@ -177,7 +177,7 @@ def test_comments_are_not_interpolated_and_values_cannot_rewrite_the_spec(tmp_pa
                                                            "(did you mean 'min_margin'?)"),
     (GOOD + "prices: {m: {inptu: 1, output: 2}}\n", "prices.m.inptu: unknown key 'inptu' (did you mean 'input'?)"),
     (GOOD + "judgs: []\n", ":7: judgs: unknown key 'judgs' (did you mean 'judges'?)"),
-    (GOOD + "zzz: 1\n", ":7: zzz: unknown key 'zzz' (known: cache, curate, description, generate, gold, judge, "
+    (GOOD + "zzz: 1\n", ":7: zzz: unknown key 'zzz' (known: cache, curate, description, engine, generate, gold, judge, "
                         "judges, max_cost, max_requests, name, output, panel, prices, sources, validation)"),
 ])
 def test_unknown_keys_suggest_the_near_one(tmp_path, text, message):

@@ -183,17 +183,13 @@ def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress
     # sends the same batches as an uninterrupted one: a local model's sampling (seeded per batch) and
     # padding then give the same answers, and the built data the same fingerprint.
     waiting = set(todo)
-    for start in range(0, len(requests), backend.batch_size):
-        batch = [i for i in range(start, min(start + backend.batch_size, len(requests))) if i in waiting]
-        if not batch:
-            continue
-        if meter is not None and meter.exhausted:
-            answers = [_refused(meter) for _ in batch]
-        else:
-            answers = backend.generate([requests[i] for i in batch])
-            if meter is not None:
-                for answer in answers:
-                    meter.record(backend.name, backend.model, answer, cached=False, factor=_factor(backend))
+    cut = [[i for i in range(start, min(start + backend.batch_size, len(requests))) if i in waiting]
+           for start in range(0, len(requests), backend.batch_size)]
+
+    def keep(batch: list[int], answers: list[ChatResponse], sent: bool = True) -> None:
+        if sent and meter is not None:
+            for answer in answers:
+                meter.record(backend.name, backend.model, answer, cached=False, factor=_factor(backend))
         if cache is not None:
             cache.put_many(backend.name, backend.model, [(keys[i], a) for i, a in zip(batch, answers)])
             cache.misses += len(batch)
@@ -202,6 +198,20 @@ def _run_batches(backend, requests, keys, todo, cache, meter, found, on_progress
         found.update({keys[i]: a for i, a in zip(batch, answers)})
         if on_progress:
             on_progress(len(batch))
+
+    def to_send():  # in order; once max_cost is spent, the batches not yet drawn are refused here
+        for batch in filter(None, cut):
+            if meter is not None and meter.exhausted:
+                keep(batch, [_refused(meter) for _ in batch], sent=False)
+            else:
+                yield batch, [requests[i] for i in batch]
+
+    if hasattr(backend, "map_batches"):  # a pool of workers (Ray) answers several batches at once, in any order
+        for batch, answers in backend.map_batches(to_send()):
+            keep(batch, answers)
+    else:
+        for batch, sent in to_send():
+            keep(batch, backend.generate(sent))
 
 
 class _GroupCommit:
