@@ -24,6 +24,9 @@ AS_JSON = typer.Option(False, "--json", help="Print a JSON summary: rows_in, row
 ON_ERROR = typer.Option("raise", "--on-error", help="raise: stop at the first bad record (exit 2). skip: set it "
                         "aside with the dropped rows and go on.")
 DROPPED = typer.Option(None, "--dropped", help="Where dropped rows go (default: OUT's name + .dropped.jsonl).")
+STREAMED = typer.Option(False, "--streamed", help="Data larger than memory: read the Parquet input in chunks "
+                        "(twice), keep only small columns and write OUT (Parquet) chunk by chunk; the same rows kept "
+                        "and dropped as in memory. Dropped rows go to OUT's name + .dropped.parquet.")
 
 
 def read_pairs(source: str, format: Optional[str], on_error: str = "raise"):
@@ -78,6 +81,30 @@ def write_kept(kept, dropped, output: Path, dropped_to: Optional[Path]) -> Optio
     return write_dropped(dropped, output, dropped_to)
 
 
+def streamed(source: str, steps: list, output: Path, dropped_to: Optional[Path], as_json: bool) -> None:
+    """Run the steps out of core (`prefdata.curate.streamed`), with a progress line per chunk."""
+    import pyarrow.parquet as pq
+
+    from prefdata.curate.streamed import curate_streamed, parquet_files
+    from prefdata.errors import PrefdataError
+    from prefdata.progress import progress
+
+    if output.suffix != ".parquet":
+        raise PrefdataError(f"{output}: --streamed writes Parquet (name the output .parquet)")
+    where = dropped_to or output.with_name(output.name.removesuffix(".parquet") + ".dropped.parquet")
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in parquet_files(source))
+    with progress("curate (streamed, 2 passes)", 2 * rows) as advance:
+        figures = curate_streamed(source, steps, output, where, on_chunk=advance)
+    figures = {**figures, "output": str(output), "dropped_file": str(where) if sum(figures["dropped"].values())
+               else None}
+    if as_json:
+        typer.echo(strict_json.dumps(figures))
+        return
+    reasons = ", ".join(f"{n} {reason}" for reason, n in figures["dropped"].items()) or "none"
+    typer.echo(f"{figures['rows_in']} rows in: {figures['rows_out']} written to {output}, "
+               f"{sum(figures['dropped'].values())} dropped ({reasons})", err=True)
+
+
 def finish(result, kept, dropped, output: Path, dropped_to: Optional[Path], as_json: bool, **extra) -> None:
     where = write_kept(kept, dropped, output, dropped_to)
     figures = summary(result, kept, dropped, output=str(output), dropped_file=str(where) if where else None,
@@ -106,6 +133,7 @@ def dedupe(
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    out_of_core: bool = STREAMED,
     configs: Configs = None,
 ) -> None:
     """Remove exact duplicates (normalised text), with --near near duplicates (MinHash) and with --semantic
@@ -113,6 +141,12 @@ def dedupe(
     steps = [configs.make(DedupeConfig)]
     if near:
         steps.append(configs.make(NearDedupeConfig))
+    if out_of_core:
+        if semantic:
+            from prefdata.errors import PrefdataError
+
+            raise PrefdataError("--streamed runs exact and near dedupe; --semantic needs the data in memory")
+        return streamed(source, steps, output, dropped_to, as_json)
     if semantic:
         steps.append(configs.make(SemanticDedupeConfig))
         from prefdata.curate.semantic_dedupe import require
@@ -132,6 +166,7 @@ def filter_(
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    out_of_core: bool = STREAMED,
     configs: Configs = None,
 ) -> None:
     """Keep pairs within score-margin, agreement and length bounds, in the given languages, and free of evaluation
@@ -139,6 +174,8 @@ def filter_(
     steps = [configs.make(FilterConfig)]
     if configs.value(DecontaminateConfig, "eval_sets"):
         steps.append(configs.make(DecontaminateConfig))
+    if out_of_core:
+        return streamed(source, steps, output, dropped_to, as_json)
     result = read_pairs(source, format, on_error)
     kept, dropped = run_steps(result, steps)
     extra = {}

@@ -83,7 +83,11 @@ def _newton(x: np.ndarray, steps: int = 100) -> tuple[float, float]:
 
 def length_bias_report(frame: pl.DataFrame, unit: LengthUnit = "chars", tokenizer: str | None = None) -> dict:
     """Length-bias figures of a PAIRS table (see the module's docstring for definitions)."""
-    lengths = pair_lengths(frame, unit, tokenizer)
+    return lengths_report(pair_lengths(frame, unit, tokenizer), unit)
+
+
+def lengths_report(lengths: pl.DataFrame, unit: LengthUnit = "chars") -> dict:
+    """The figures from the chosen and rejected lengths alone (streamed curation gathers them chunk by chunk)."""
     diff = (lengths["chosen"] - lengths["rejected"]).to_numpy().astype(np.float64)
     n = diff.size
     report = {"pairs": n, "unit": unit, "logit_scale": SCALE}

@@ -89,11 +89,23 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     live = np.flatnonzero(sig[:, 0] != EMPTY)
     with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:  # numpy releases the GIL
         keys = _band_keys(sig[live] if len(live) < len(sig) else sig, bands, rows, pool)
+    return pairs_from_keys(keys, live, len(sig))
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(bands, n) band hashes of these signature rows (streamed curation computes them a block at a time)."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+        return _band_keys(sig, bands, rows, pool)
+
+
+def pairs_from_keys(keys: np.ndarray, live: np.ndarray, n_rows: int) -> np.ndarray:
+    """Candidate pairs from the band keys of the rows `live` (rows with a signature) among `n_rows`."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
         edges = list(pool.map(lambda key: _chains(key, live), keys))
     if not edges:
         return np.empty((0, 2), dtype=np.int64)
     pairs = np.sort(np.concatenate(edges), axis=1)
-    n = np.int64(len(sig))
+    n = np.int64(n_rows)
     flat = np.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted as unique(axis=0) would, far faster
     return np.stack([flat // n, flat % n], axis=1)
 
