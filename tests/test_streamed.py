@@ -70,3 +70,24 @@ def test_unsupported_steps_and_inputs_are_refused(pairs, tmp_path):
     (tmp_path / "pairs.jsonl").write_text("{}\n")
     with pytest.raises(PrefdataError, match="reads Parquet"):
         curate_streamed(tmp_path / "pairs.jsonl", [DedupeConfig()], tmp_path / "k.parquet", tmp_path / "d.parquet")
+
+
+def test_the_commands_streamed_write_what_they_write_in_memory(pairs, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    _, frame = pairs
+    path = tmp_path / "pairs.parquet"  # the streamed commands read Parquet as prefdata writes it: not re-checked,
+    frame.drop("margin").write_parquet(path, row_group_size=400)  # so no margin the reader would recompute
+    streamed = run_cli("dedupe", path, tmp_path / "s.parquet", "--near", "--streamed", "--json", check=True)
+    run_cli("dedupe", path, tmp_path / "m.parquet", "--near", check=True)
+    assert pl.read_parquet(tmp_path / "s.parquet").equals(pl.read_parquet(tmp_path / "m.parquet"))
+    figures = json.loads(streamed.stdout)
+    dropped = pl.read_parquet(tmp_path / "s.dropped.parquet")
+    assert figures["rows_in"] == figures["rows_out"] + dropped.height and figures["dropped_file"]
+    assert run_cli("filter", path, tmp_path / "f.parquet", "--min-length", "5", "--streamed", check=True)
+    for args, says in ((("dedupe", path, tmp_path / "x.jsonl", "--streamed"), "writes Parquet"),
+                       (("dedupe", path, tmp_path / "x.parquet", "--semantic", "--streamed"), "--semantic")):
+        done = run_cli(*args)
+        assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1

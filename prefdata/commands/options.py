@@ -66,17 +66,17 @@ def _choices(name: str, literal: Any) -> type[Enum]:
     return Enum(name, {v: v for v in values}, type=str)
 
 
-def _cli_type(name: str, annotation: Any, optional: bool = False) -> tuple[Any, bool] | None:
-    """The type typer parses for a field and whether it is a list; None for a field no option can spell (a
-    mapping, a string-or-list), which stays a config-file setting."""
+def _cli_type(name: str, annotation: Any, optional: bool = False) -> Any:
+    """The type typer parses for a field; None for a field no option can spell (a mapping, a string-or-list),
+    which stays a config-file setting. A list takes strings: the config checks its items (a Literal's included)."""
     inner, none_allowed = _unwrap(annotation)
     if typing.get_origin(inner) is list:
-        return list[str], True  # items are checked by the config (a Literal item included)
+        return list[str]
     if typing.get_origin(inner) is Literal:
         inner = _choices(name, inner)
     elif inner not in (str, int, float, bool):
         return None
-    return (Optional[inner] if none_allowed or optional else inner), False
+    return Optional[inner] if none_allowed or optional else inner
 
 
 def _help(info: Any, when: str) -> str:
@@ -90,7 +90,6 @@ class _Option:
     annotation: Any
     default: Any
     help: str
-    is_list: bool
     decls: tuple[str, ...]
 
     def parameter(self) -> inspect.Parameter:
@@ -108,8 +107,8 @@ def _options(groups: tuple[Group, ...]) -> dict[str, _Option]:
             option = group.option(name)
             if option in found:  # shared with an earlier config's field
                 continue
-            annotation, is_list = _cli_type(_param(option).title().replace("_", ""), info.annotation,
-                                            optional=group.overrides)
+            annotation = _cli_type(_param(option).title().replace("_", ""), info.annotation,
+                                   optional=group.overrides)
             if group.overrides:  # not given: the config file's value, or the field's default
                 default = None
             else:  # a required field (a list of paths) is an option given when its step is wanted
@@ -121,7 +120,7 @@ def _options(groups: tuple[Group, ...]) -> dict[str, _Option]:
             help_ = _help(info, group.when)
             if group.overrides and info.default not in (None, PydanticUndefined) and "default" not in help_:
                 help_ += f" (default: {info.default})"  # the field's, where neither file nor option sets it
-            found[option] = _Option(_param(option), option, annotation, default, help_, is_list, decls)
+            found[option] = _Option(_param(option), option, annotation, default, help_, decls)
     return found
 
 
@@ -148,11 +147,11 @@ class Configs:
         values = {name: self.value(config, name) for name in self.groups[config].fields()}
         return {name: value for name, value in values.items() if value is not None}
 
-    def make(self, config: type, **overrides: Any) -> Any:
+    def make(self, config: type) -> Any:
         """The config from the options (a bad value: one line naming the option, exit 2)."""
         group = self.groups[config]
         values = self.given(config)  # None: the field's default
-        return make_config(config, {name: group.option(name) for name in group.fields()}, **{**values, **overrides})
+        return make_config(config, {name: group.option(name) for name in group.fields()}, **values)
 
 
 def make_config(cls: type, options: Optional[dict] = None, **values: Any) -> Any:

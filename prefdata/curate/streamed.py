@@ -35,12 +35,14 @@ SUPPORTED = GLOBAL + ROW_WISE
 
 
 def chunks(paths: list[Path], rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
-    """The input in chunks of `rows`, in order (pyarrow reads a row group's batches, never the whole file)."""
+    """The input in chunks of `rows`, in order (pyarrow reads a row group's batches, never the whole file). The
+    input is Parquet pairs as prefdata writes them (`prefdata convert`, a build): columns are conformed to the
+    pairs table, records are not checked one by one again."""
     import pyarrow.parquet as pq
 
     for path in paths:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-            yield pl.from_arrow(batch)
+            yield schema.conform(pl.from_arrow(batch), schema.PAIRS)  # the canonical columns, as the reader gives
 
 
 def parquet_files(source: str | Path) -> list[Path]:
