@@ -91,3 +91,12 @@ def test_the_commands_streamed_write_what_they_write_in_memory(pairs, tmp_path):
                        (("dedupe", path, tmp_path / "x.parquet", "--semantic", "--streamed"), "--semantic")):
         done = run_cli(*args)
         assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_length_bias_report_streamed_is_the_in_memory_one(pairs):
+    from prefdata.curate.length_bias import length_bias_report
+    from prefdata.curate.streamed import length_bias_streamed
+
+    path, frame = pairs
+    for unit in ("chars", "words"):
+        assert length_bias_streamed(path, unit, chunk_rows=250) == length_bias_report(frame, unit)

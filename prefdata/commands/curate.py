@@ -224,6 +224,8 @@ def length_bias(
     on_error: str = ON_ERROR,
     dropped_to: Optional[Path] = DROPPED,
     as_json: bool = AS_JSON,
+    out_of_core: bool = typer.Option(False, "--streamed", help="Data larger than memory: read the Parquet input "
+                                     "in chunks, keeping two lengths per pair (not with --balance)."),
     configs: Configs = None,
 ) -> None:
     """Length bias: chosen-longer share, correlation, logistic coefficient with a 95% interval; with --balance, the
@@ -232,6 +234,8 @@ def length_bias(
 
     config = configs.make(BalanceConfig)  # checked even without --balance: a bad --unit is one line
     unit, tokenizer = config.unit, config.tokenizer
+    if out_of_core:
+        return _streamed_bias(data, balance, unit, tokenizer, as_json)
     result = read_pairs(data, format, on_error)
     report = length_bias_report(result.frame, unit, tokenizer)
     if balance is None:
@@ -246,6 +250,20 @@ def length_bias(
     figures["length_bias"] = _rounded(figures["length_bias"])
     if "balanced" in figures:
         figures["balanced"] = _rounded(figures["balanced"])
+    if as_json:
+        typer.echo(strict_json.dumps(figures))
+        return
+    _print_bias(data, figures)
+
+
+def _streamed_bias(data: str, balance: Optional[Path], unit: str, tokenizer: Optional[str], as_json: bool) -> None:
+    from prefdata.curate.streamed import length_bias_streamed
+    from prefdata.errors import PrefdataError
+
+    if balance is not None:
+        raise PrefdataError("--balance picks pairs over the whole table: run it without --streamed")
+    report = length_bias_streamed(data, unit, tokenizer)
+    figures = {"rows_in": report["pairs"], "length_bias": _rounded(report)}
     if as_json:
         typer.echo(strict_json.dumps(figures))
         return

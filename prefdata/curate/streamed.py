@@ -321,3 +321,13 @@ def _dropped(frame: pl.DataFrame, config, decision: Decision) -> pl.DataFrame:
     detail = pl.Series([decision.detail.get(int(r)) for r in rows], dtype=pl.String)
     return schema.dropped_rows(frame, stage, reason, id_column=pair_id_column(frame), detail=detail,
                                helpers=("_row",))
+
+
+def length_bias_streamed(source: str | Path, unit: str = "chars", tokenizer: str | None = None, *,
+                         chunk_rows: int = CHUNK_ROWS) -> dict:
+    """`length_bias_report` of Parquet pairs read a chunk at a time: only two lengths per pair stay in memory."""
+    from prefdata.curate.length_bias import lengths_report, pair_lengths
+
+    parts = [pair_lengths(frame, unit, tokenizer) for frame in chunks(parquet_files(source), chunk_rows)]
+    lengths = pl.concat(parts) if parts else pl.DataFrame(schema={"chosen": pl.Int64, "rejected": pl.Int64})
+    return lengths_report(lengths, unit)
